@@ -1,0 +1,35 @@
+# Set-up and entry points. `make run` and `make test` each work on a fresh clone:
+# they create .venv/ (CPU torch first, then the locked dependencies) if it is missing or stale.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PRESET ?= local
+CORES ?= 2
+
+.PHONY: venv run smoke test lint report-dryrun clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name maskdiff --display-name "maskdiff (.venv)" > /dev/null
+	touch $(STAMP)
+
+## Run the whole DAG (default preset: local; `make run PRESET=smoke` for the quick one).
+run: venv
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
+
+## Run the whole test suite (unit + integration, slow ones included).
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/snakemake --lint
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,35 @@
+# maskdiff: reproduce MDPO (Answer Backslide, RCR) and the time-agnostic MDM paper (FHS, fp64
+# sampling) end to end. This file is the table of contents; every stage lives in workflow/rules/.
+#   snakemake --cores 2                                      # the `local` preset (default)
+#   snakemake --cores 2 --configfile config/presets/smoke.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/presets/local.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/base_model.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+onstart:
+    print(f"maskdiff: preset '{PRESET}' -> {DATA}/, {RESULTS}/")
+
+
+onsuccess:
+    print(f"maskdiff: done; summary table at {RESULTS}/summary.csv")
+
+
+onerror:
+    print(f"maskdiff: a job failed; see the logs under {RESULTS}/logs/")
+
+
+rule all:
+    default_target: True
+    input:
+        rules.summary.output.csv,

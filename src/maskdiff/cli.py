@@ -1,0 +1,145 @@
+"""Command-line entry point: ``maskdiff <subcommand>``. Snakemake rules call these; each one is a
+thin shell around a library function, takes explicit paths and JSON settings, and logs to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("maskdiff")
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def cmd_prepare_data(args) -> None:
+    from .tasks.build import build_task
+    from .io import write_json
+
+    entry = build_task(args.task, args.settings, args.seed, args.out_dir, args.prompt_style)
+    write_json(Path(args.out_dir) / "manifest.json", entry)
+    log.info("%s: %s", args.task, {k: v["count"] for k, v in entry["files"].items()})
+
+
+def cmd_pretrain(args) -> None:
+    from .models.tiny import TinyModelSpec
+    from .train.pretrain import PretrainConfig, pretrain
+
+    _threads(args.threads)
+    settings = {k: v for k, v in args.settings.items() if k != "threads"}
+    result = pretrain(
+        args.data, args.out, args.checkpoint_dir, TinyModelSpec(**args.model_spec),
+        PretrainConfig(seed=args.seed, **settings), args.gen_length,
+    )
+    log.info("pretraining done: %s", result)
+
+
+def _load(args):
+    from .models.loading import load_model, load_tokenizer, token_ids
+
+    opts = args.model_options
+    trust = tuple(opts.get("trust_remote_code_for", []))
+    model = load_model(args.model, trust)
+    tokenizer = load_tokenizer(args.model, trust)
+    return model, tokenizer, token_ids(tokenizer, model.config, opts.get("mask_token_id")), bool(opts.get("chat_template"))
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_grid
+    from .io import read_jsonl
+    from .sampling.generate import settings_from_config
+
+    _threads(args.threads)
+    model, tokenizer, ids, chat = _load(args)
+    records = read_jsonl(args.data)
+    if args.max_problems:
+        records = records[: args.max_problems]
+    cells = [settings_from_config(c) for c in args.cells]
+    evaluate_grid(model, tokenizer, ids, records, cells, args.out_json, args.out_problems, args.batch_size,
+                  args.seed, chat, args.reward_processes, args.name)
+
+
+def cmd_summarize(args) -> None:
+    from .summary import summarize
+
+    table = summarize(args.inputs, args.out)
+    log.info("wrote %s (%d rows)", args.out, len(table))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maskdiff", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<subcommand>")
+
+    p = sub.add_parser("prepare-data", help="generate one task's pretrain/train/test splits and manifest")
+    p.add_argument("--task", required=True, choices=["countdown", "arithmetic"])
+    p.add_argument("--settings", type=_json, required=True, help="the task's config section (JSON)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-style", default="compact", choices=["compact", "paper"])
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("pretrain", help="pretrain the tiny base model with the masked-diffusion loss")
+    p.add_argument("--data", nargs="+", required=True, help="pretraining JSONL files")
+    p.add_argument("--out", required=True, help="model directory (save_pretrained)")
+    p.add_argument("--checkpoint-dir", required=True, help="resumable checkpoint directory")
+    p.add_argument("--model-spec", type=_json, required=True)
+    p.add_argument("--settings", type=_json, required=True, help="the pretrain config section (JSON)")
+    p.add_argument("--gen-length", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on a task over decoding cells")
+    p.add_argument("--model", required=True, help="model directory or hub id")
+    p.add_argument("--model-options", type=_json, default={}, help="trust_remote_code_for, mask_token_id, chat_template")
+    p.add_argument("--name", default="", help="model name recorded in the outputs")
+    p.add_argument("--data", required=True, help="test JSONL")
+    p.add_argument("--cells", type=_json, required=True, help="JSON list of decoding cells")
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-problems", required=True)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-problems", type=int, default=0)
+    p.add_argument("--reward-processes", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("summarize", help="gather evaluation JSONs into one CSV table")
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_summarize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

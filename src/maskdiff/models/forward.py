@@ -1,0 +1,34 @@
+"""One forward pass of a masked-diffusion network, padding handled honestly.
+
+Models that honour ``attention_mask`` (the tiny Llama) get left-padded batches with position ids
+counted from the first real token, so a prompt gets the same logits whatever it is batched with.
+LLaDA's published modeling code ignores ``attention_mask``: padding it would silently change the
+result, so a padded batch is refused and callers batch by equal prompt length instead.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# model_type values whose modeling code is known to ignore attention_mask.
+_IGNORES_ATTENTION_MASK = {"llada"}
+
+
+def supports_padding(model: torch.nn.Module) -> bool:
+    model_type = getattr(getattr(model, "config", None), "model_type", "")
+    return model_type not in _IGNORES_ATTENTION_MASK
+
+
+def forward_logits(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Logits ``[B, N, V]`` for a (partially masked) batch."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return model(input_ids=input_ids).logits
+    if not supports_padding(model):
+        raise ValueError(
+            f"{type(model).__name__} ignores attention_mask, so a padded batch would be silently wrong; "
+            "batch prompts of equal length (maskdiff.batching.length_buckets) instead"
+        )
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits

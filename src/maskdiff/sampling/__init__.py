@@ -1,0 +1,18 @@
+"""Sampling: transfer schedules, precision-explicit categorical draws, the batched decoding engine
+(LCR / RCR / random remasking), and the exact samplers of the time-agnostic MDM paper."""
+
+from .categorical import gumbel_argmax, gumbel_noise, sample_categorical_mdlm, token_confidence
+from .generate import DecodeSettings, GenerationOutput, Trajectory, generate
+from .schedules import transfer_counts
+
+__all__ = [
+    "DecodeSettings",
+    "GenerationOutput",
+    "Trajectory",
+    "generate",
+    "gumbel_argmax",
+    "gumbel_noise",
+    "sample_categorical_mdlm",
+    "token_confidence",
+    "transfer_counts",
+]

@@ -1,0 +1,69 @@
+"""Build the local presets' datasets: disjoint pretrain / train / test splits per task + manifest.
+
+Splits are generated test first, so the evaluation set is fixed by the seed alone and never
+overlaps the data the models learn from (test and train hold distinct problems; pretraining
+samples may repeat a problem, with different solutions, but never a test or train problem). Files are JSON lines (``datasets.load_dataset("json")``
+reads them); ``manifest.json`` records counts, seed, generator settings and SHA-256 per file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import read_jsonl, sha256_file, write_json, write_jsonl
+from .arithmetic import ArithmeticSpec, generate_arithmetic
+from .countdown import CountdownSpec, countdown_from_paper_row, generate_countdown, problem_key
+
+SPLITS = ("test", "train", "pretrain")
+
+
+def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt_style: str = "compact") -> dict:
+    """Write ``<out_dir>/<split>.jsonl`` for one task; return its manifest entry."""
+    out_dir = Path(out_dir)
+    sizes = {split: int(settings[f"n_{split}"]) for split in SPLITS}
+    exclude: set = set()
+    splits: dict[str, list[dict]] = {}
+    if task == "countdown":
+        spec = CountdownSpec(**{k: settings[k] for k in CountdownSpec.__dataclass_fields__ if k in settings})
+        test_file = settings.get("test_file")
+        if test_file:
+            splits["test"] = load_countdown_test_file(test_file, prompt_style)[: sizes["test"] or None]
+            exclude.update(problem_key(r["numbers"], r["target"]) for r in splits["test"])
+        for split in SPLITS:
+            if split not in splits:
+                splits[split] = generate_countdown(
+                    sizes[split], seed, spec, split, exclude, prompt_style, unique=split != "pretrain"
+                )
+        spec_dict = spec.__dict__
+    elif task == "arithmetic":
+        fields = {k: settings[k] for k in ArithmeticSpec.__dataclass_fields__ if k in settings}
+        if "templates" in fields:
+            fields["templates"] = tuple(fields["templates"])
+        spec = ArithmeticSpec(**fields)
+        for split in SPLITS:
+            splits[split] = generate_arithmetic(
+                sizes[split], seed, spec, split, exclude, prompt_style, unique=split != "pretrain"
+            )
+        spec_dict = {**spec.__dict__, "templates": list(spec.templates)}
+    else:
+        raise ValueError(f"no local generator for task {task!r} (known: countdown, arithmetic)")
+
+    files = {}
+    for split, records in splits.items():
+        path = out_dir / f"{split}.jsonl"
+        write_jsonl(path, records)
+        files[split] = {"path": path.name, "count": len(records), "sha256": sha256_file(path)}
+    return {"task": task, "seed": seed, "prompt_style": prompt_style, "spec": spec_dict, "files": files}
+
+
+def load_countdown_test_file(path: str | Path, prompt_style: str = "compact") -> list[dict]:
+    """The paper's Countdown test set (JSONL with ``input`` "a,b,c" and ``output`` target)."""
+    rows = read_jsonl(path)
+    try:
+        return [countdown_from_paper_row(row, i, "test", prompt_style) for i, row in enumerate(rows)]
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def write_manifest(path: str | Path, entries: list[dict]) -> None:
+    write_json(path, {"tasks": {e["task"]: e for e in entries}})

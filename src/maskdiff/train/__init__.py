@@ -1,0 +1,1 @@
+"""Training: the masked-diffusion loss (pretraining and SFT), diffu-GRPO, MDPO, checkpoints."""

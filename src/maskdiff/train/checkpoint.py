@@ -1,0 +1,66 @@
+"""Atomic, resumable training checkpoints.
+
+A checkpoint directory holds the model in ``save_pretrained`` form (safetensors), the optimizer,
+scheduler and RNG states (``trainer_state.pt``, loaded with ``weights_only=True``) and
+``progress.json`` (update count and anything the trainer needs to continue exactly). The whole
+directory is replaced atomically, so a kill mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ..io import atomic_dir, read_json, write_json
+
+
+def save_checkpoint(
+    ckpt_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    progress: dict,
+    generators: dict[str, torch.Generator] | None = None,
+    tokenizer=None,
+) -> None:
+    with atomic_dir(ckpt_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "torch_rng": torch.get_rng_state(),
+            "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+        }
+        torch.save(state, tmp / "trainer_state.pt")
+        write_json(tmp / "progress.json", progress)
+
+
+def load_checkpoint(
+    ckpt_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    generators: dict[str, torch.Generator] | None = None,
+) -> dict | None:
+    """Restore everything in place; return ``progress`` or None when there is no checkpoint."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / "progress.json").is_file():
+        return None
+    weights = load_file(str(ckpt_dir / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    # lm_head may be tied to the embeddings and then absent from the file; anything else is a mismatch.
+    if unexpected or any("lm_head" not in k for k in missing):
+        raise ValueError(f"{ckpt_dir}: checkpoint does not match the model (missing {missing}, unexpected {unexpected})")
+    state = torch.load(ckpt_dir / "trainer_state.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"]:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    for name, g in (generators or {}).items():
+        if name in state["generators"]:
+            g.set_state(state["generators"][name])
+    return read_json(ckpt_dir / "progress.json")

@@ -1,0 +1,49 @@
+"""Config schema: defaults fill the local preset, unknown keys and bad values name the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from maskdiff.config import ConfigError, load_config, validate_config
+
+
+def test_defaults_are_the_local_preset():
+    cfg = load_config("config/presets/local.yaml")
+    assert cfg["preset"] == "local"
+    assert cfg["decoding"]["gen_length"] == 16
+    assert cfg["data"]["countdown"]["num_count"] == 3
+    assert cfg["model"]["source"] == "tiny"
+
+
+def test_smoke_preset_is_valid_and_small():
+    cfg = load_config("config/presets/smoke.yaml")
+    assert cfg["preset"] == "smoke" and cfg["pretrain"]["steps"] < 100
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"config key data\.countdown: unknown key\(s\) \['max_numbr'\]"):
+        validate_config({"data": {"countdown": {"max_numbr": 3}}})
+
+
+def test_bad_value_is_named():
+    with pytest.raises(ConfigError, match=r"config key pretrain\.steps"):
+        validate_config({"pretrain": {"steps": "many"}})
+    with pytest.raises(ConfigError, match=r"evaluation\.grid\.remasking"):
+        validate_config({"evaluation": {"grid": {"remasking": ["lcr", "fancy"]}}})
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="does not divide"):
+        validate_config({"evaluation": {"grid": {"block_length": [5]}}})
+    with pytest.raises(ConfigError, match="not a multiple"):
+        validate_config({"evaluation": {"grid": {"block_length": [4], "steps": [6]}}})
+    with pytest.raises(ConfigError, match="name_or_path"):
+        validate_config({"model": {"source": "pretrained"}})
+
+
+def test_preset_must_be_a_mapping(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(p)

@@ -1,0 +1,106 @@
+"""Task generators and loaders: seeded, solvable, disjoint splits, paper formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from maskdiff.io import read_json, read_jsonl, sha256_file
+from maskdiff.rewards import countdown_reward, math_reward
+from maskdiff.tasks import reference_of, reward_kind
+from maskdiff.tasks.arithmetic import ArithmeticSpec, generate_arithmetic, latex_number
+from maskdiff.tasks.build import build_task, load_countdown_test_file
+from maskdiff.tasks.countdown import CountdownSpec, countdown_from_paper_row, generate_countdown, problem_key
+from maskdiff.tasks.prompts import COUNTDOWN_PAPER_INSTRUCTION, countdown_prompt, math_prompt
+
+from fractions import Fraction
+
+
+def test_countdown_is_seeded_and_solvable():
+    a = generate_countdown(200, seed=3)
+    b = generate_countdown(200, seed=3)
+    c = generate_countdown(200, seed=4)
+    assert a == b and a != c
+    for r in a:
+        assert len(r["numbers"]) == 3 and 1 <= r["target"] <= 100
+        assert countdown_reward(r["solution"], r["numbers"], r["target"]) == 1.0, r
+        assert r["prompt"] == ",".join(map(str, r["numbers"])) + f"={r['target']}"
+
+
+def test_countdown_splits_are_disjoint():
+    exclude: set = set()
+    test = generate_countdown(100, 0, split="test", exclude=exclude)
+    train = generate_countdown(100, 0, split="train", exclude=exclude)
+    pre = generate_countdown(2000, 0, split="pretrain", exclude=exclude, unique=False)
+    keys = lambda rows: {problem_key(r["numbers"], r["target"]) for r in rows}  # noqa: E731
+    assert len(keys(test)) == 100 and len(keys(train)) == 100
+    assert not keys(test) & keys(train)
+    assert not (keys(test) | keys(train)) & keys(pre)
+
+
+def test_countdown_spec_is_validated():
+    with pytest.raises(ValueError, match="operators"):
+        CountdownSpec(operators="+%")
+    with pytest.raises(RuntimeError, match="distinct"):
+        generate_countdown(10_000, 0, CountdownSpec(max_number=3, max_target=10))
+
+
+def test_arithmetic_answers_are_exact_latex():
+    assert latex_number(Fraction(11, 12)) == "\\frac{11}{12}"
+    assert latex_number(Fraction(-3, 2)) == "-\\frac{3}{2}"
+    assert latex_number(Fraction(-7)) == "-7"
+    rows = generate_arithmetic(100, seed=1)
+    assert len({r["prompt"] for r in rows}) == 100
+    for r in rows[:40]:
+        assert math_reward(r["solution"], r["answer"]) == 1.0, r
+    with pytest.raises(ValueError, match="templates"):
+        ArithmeticSpec(templates=("a^b",))
+
+
+def test_paper_prompts():
+    p = countdown_prompt([30, 100, 93], 23, "paper")
+    assert p.startswith(COUNTDOWN_PAPER_INSTRUCTION) and p.endswith("Numbers: 30, 100, 93\nTarget: 23")
+    assert math_prompt("What is 1+1?", "paper").endswith("within \\boxed{}.")
+    with pytest.raises(ValueError, match="prompt style"):
+        countdown_prompt([1], 1, "chatty")
+
+
+def test_paper_countdown_test_set_loads(tmp_path):
+    rows = load_countdown_test_file("data/reference/countdown_cd3_test.jsonl", "paper")
+    assert len(rows) == 256
+    assert rows[0]["numbers"] == [30, 100, 93] and rows[0]["target"] == 23
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"input": "1,2,3", "output": "6"}) + "\n" + json.dumps({"inputs": "1"}) + "\n")
+    with pytest.raises(ValueError, match="bad.jsonl: countdown row 1"):
+        load_countdown_test_file(bad)
+    with pytest.raises(ValueError, match="row 0"):
+        countdown_from_paper_row({"input": "a,b", "output": 3}, 0)
+
+
+def test_build_task_writes_splits_and_manifest(tmp_path):
+    settings = {"n_pretrain": 50, "n_train": 10, "n_test": 10, "max_number": 12}
+    entry = build_task("countdown", settings, 0, tmp_path)
+    for split in ("pretrain", "train", "test"):
+        path = tmp_path / f"{split}.jsonl"
+        assert entry["files"][split]["count"] == len(read_jsonl(path))
+        assert entry["files"][split]["sha256"] == sha256_file(path)
+    again = build_task("countdown", settings, 0, tmp_path / "again")
+    assert again["files"] == entry["files"], "same seed must give byte-identical data"
+    with pytest.raises(ValueError, match="no local generator"):
+        build_task("math500", settings, 0, tmp_path)
+
+
+def test_datasets_reads_the_files(tmp_path):
+    import datasets
+
+    build_task("arithmetic", {"n_pretrain": 5, "n_train": 5, "n_test": 7}, 0, tmp_path)
+    ds = datasets.load_dataset("json", data_files=str(tmp_path / "test.jsonl"), split="train")
+    assert ds.num_rows == 7 and set(ds.column_names) >= {"id", "prompt", "answer", "solution", "task"}
+
+
+def test_reward_kinds():
+    assert reward_kind("countdown") == "countdown" and reward_kind("arithmetic") == "math"
+    with pytest.raises(ValueError, match="unknown task"):
+        reward_kind("chess")
+    assert reference_of({"task": "arithmetic", "answer": "3"}) == {"answer": "3"}

@@ -1,0 +1,63 @@
+"""Run the real Snakemake CLI on a private copy of the project (tests never touch the checkout)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml", "params.yaml"]
+BIN = Path(sys.executable).parent
+
+
+def copy_project(dest: Path) -> Path:
+    for item in PROJECT_ITEMS:
+        src = ROOT / item
+        if not src.exists():
+            continue
+        target = dest / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints"))
+        else:
+            shutil.copy2(src, target)
+    return dest
+
+
+def project_env(workdir: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(workdir / "src")
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run(cmd: list[str], workdir: Path, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=workdir, env=project_env(workdir), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "snakemake"), "--cores", "2", *args], workdir, timeout, check)
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule -> job count of a dry run (parsed from Snakemake's job-stats table)."""
+    out = snakemake(workdir, "-n", "--quiet", "rules", *args).stdout
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+        elif in_table and parts and not set(line.strip()) <= {"-", " "}:
+            in_table = False
+    return counts

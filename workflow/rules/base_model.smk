@@ -1,0 +1,30 @@
+# Stage 2: the base model. The local presets pretrain a tiny bidirectional transformer from
+# scratch with the masked-diffusion loss; checkpoints outside the output let a killed job resume.
+
+
+rule pretrain_base:
+    input:
+        data=expand(f"{DATA}/tasks/{{task}}/pretrain.jsonl", task=TASKS),
+        code=library_code("train/pretrain.py", "train/checkpoint.py", "train/data.py", "train/diffusion_loss.py",
+                          "train/schedule.py", "models", "batching.py"),
+    output:
+        model=directory(f"{RESULTS}/models/base"),
+    params:
+        model_spec=as_json(config["model"]["tiny"]),
+        settings=as_json(config["pretrain"]),
+        gen_length=config["decoding"]["gen_length"],
+        seed=config["seed"],
+        checkpoint_dir=f"{RESULTS}/checkpoints/base",
+    threads: config["pretrain"]["threads"]
+    resources:
+        runtime=120,
+    log:
+        f"{LOGS}/pretrain_base.log",
+    conda:
+        CONDA_ENV
+    message:
+        "Pretraining the tiny base model ({params.settings})"
+    shell:
+        "maskdiff pretrain --data {input.data} --out {output.model} --checkpoint-dir {params.checkpoint_dir}"
+        " --model-spec {params.model_spec:q} --settings {params.settings:q} --gen-length {params.gen_length}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,25 @@
+# Stage 1: task datasets (generated for the local presets), one job per task.
+
+
+rule prepare_data:
+    input:
+        code=library_code("tasks"),
+    output:
+        pretrain=f"{DATA}/tasks/{{task}}/pretrain.jsonl",
+        train=f"{DATA}/tasks/{{task}}/train.jsonl",
+        test=f"{DATA}/tasks/{{task}}/test.jsonl",
+        manifest=f"{DATA}/tasks/{{task}}/manifest.json",
+    params:
+        settings=lambda w: as_json(config["data"][w.task]),
+        seed=config["seed"],
+        prompt_style=config["data"]["prompt_style"],
+        out_dir=lambda w, output: os.path.dirname(output.manifest),
+    log:
+        f"{LOGS}/prepare_data/{{task}}.log",
+    conda:
+        CONDA_ENV
+    message:
+        "Generating the {wildcards.task} splits"
+    shell:
+        "maskdiff prepare-data --task {wildcards.task} --settings {params.settings:q} --seed {params.seed}"
+        " --prompt-style {params.prompt_style} --out-dir {params.out_dir} > {log} 2>&1"

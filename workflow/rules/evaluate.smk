@@ -1,0 +1,32 @@
+# Stage 3: decoding sweeps. One job per (model, task, cell group) so a cluster fans them out;
+# changing one grid value reruns only the groups it touches.
+
+
+rule evaluate:
+    input:
+        model=model_dir,
+        data=f"{DATA}/tasks/{{task}}/test.jsonl",
+        code=library_code("evaluate.py", "sampling", "rewards", "models", "batching.py", "stats.py", "tasks/__init__.py"),
+    output:
+        cells=f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json",
+        problems=f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.problems.jsonl",
+    params:
+        cells=lambda w: as_json(group_cells(w.group)),
+        model_options=model_options(),
+        batch_size=config["evaluation"]["batch_size"],
+        reward_processes=config["evaluation"]["reward_processes"],
+        seed=config["seed"],
+    threads: config["evaluation"]["threads"]
+    resources:
+        runtime=60,
+    log:
+        f"{LOGS}/evaluate/{{model}}/{{task}}/{{group}}.log",
+    conda:
+        CONDA_ENV
+    message:
+        "Evaluating {wildcards.model} on {wildcards.task}, cells {wildcards.group}"
+    shell:
+        "maskdiff evaluate --model {input.model} --model-options {params.model_options:q} --name {wildcards.model}"
+        " --data {input.data} --cells {params.cells:q} --out-json {output.cells} --out-problems {output.problems}"
+        " --batch-size {params.batch_size} --reward-processes {params.reward_processes} --seed {params.seed}"
+        " --threads {threads} > {log} 2>&1"
