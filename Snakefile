@@ -13,6 +13,9 @@ configfile: "config/presets/local.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/base_model.smk"
+include: "workflow/rules/rollouts.smk"
+include: "workflow/rules/mining.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
@@ -22,7 +25,7 @@ onstart:
 
 
 onsuccess:
-    print(f"maskdiff: done; summary table at {RESULTS}/summary.csv")
+    print(f"maskdiff: done; report at {RESULTS}/report.html, tables {RESULTS}/summary.csv and sweep.csv")
 
 
 onerror:
@@ -32,4 +35,5 @@ onerror:
 rule all:
     default_target: True
     input:
-        rules.summary.output.csv,
+        rules.aggregate_sweep.output.summary,
+        rules.report.output.html,

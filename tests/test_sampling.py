@@ -66,7 +66,8 @@ def llada_generate_oracle(model, prompt: torch.Tensor, gen_length, block_length,
     """LLaDA's published generate() written from its description, one sequence at a time:
     greedy x0 = argmax, confidence = softmax prob (float64) of x0, positions beyond the current
     block and already-decoded positions get -inf, the top-k (k from the even split of the block's
-    masks) are committed."""
+    masks) are committed. One deliberate difference, mirrored from the engine: the [MASK] token
+    itself is never predicted (its logit is -inf)."""
     x = torch.cat([prompt, torch.full((gen_length,), mask_id, dtype=torch.long)])
     p_len = prompt.numel()
     num_blocks = gen_length // block_length
@@ -77,7 +78,8 @@ def llada_generate_oracle(model, prompt: torch.Tensor, gen_length, block_length,
         base, rem = divmod(n_masked, steps_per_block)
         ks = [base + (1 if i < rem else 0) for i in range(steps_per_block)]
         for k in ks:
-            logits = model(input_ids=x[None]).logits[0]
+            logits = model(input_ids=x[None]).logits[0].clone()
+            logits[:, mask_id] = -math.inf
             x0 = logits.argmax(-1)
             probs = torch.softmax(logits.double(), dim=-1)
             x0_p = probs[torch.arange(x.numel()), x0]

@@ -72,10 +72,69 @@ def cmd_evaluate(args) -> None:
                   args.seed, chat, args.reward_processes, args.name)
 
 
+def cmd_rollout(args) -> None:
+    from .io import read_jsonl, write_jsonl
+    from .rollouts import rollout_records, shard_records
+
+    _threads(args.threads)
+    model, tokenizer, ids, chat = _load(args)
+    records = shard_records(read_jsonl(args.data), args.shard, args.num_shards)
+    rows = rollout_records(model, tokenizer, ids, records, args.settings, args.seed, args.batch_size, chat, args.reward_processes)
+    write_jsonl(args.out, rows)
+    log.info("shard %d/%d: %d prompts, %d Answer Backslide", args.shard, args.num_shards, len(rows),
+             sum(r["backslide"] for r in rows))
+
+
+def cmd_mine(args) -> None:
+    from .mining import mine_files, premined_files
+
+    if args.premined:
+        from .tasks.paper import load_answer_backslide_csv
+
+        stats = premined_files(load_answer_backslide_csv(args.premined), args.train, args.out_mined, args.out_all,
+                               args.out_stats, source=args.premined)
+    else:
+        stats = mine_files(args.train, args.shards, args.out_mined, args.out_all, args.out_stats)
+    log.info("mined %d Answer Backslide samples (%s)", stats["mined"], stats["source"])
+
+
+def _eval_files(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        task, sep, path = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--eval expects task=path, got {pair!r}")
+        out[task] = path
+    return out
+
+
+def cmd_train(args) -> None:
+    from .train.diffu_grpo import DiffuGRPOConfig, train_diffu_grpo
+    from .train.mdpo import MDPOConfig, train_mdpo
+    from .train.sft import SFTConfig, train_sft
+
+    _threads(args.threads)
+    algorithms = {"sft": (SFTConfig, train_sft), "diffu-grpo": (DiffuGRPOConfig, train_diffu_grpo), "mdpo": (MDPOConfig, train_mdpo)}
+    config_cls, train = algorithms[args.algorithm]
+    settings = dict(args.settings)
+    if "rollout_modes" in settings:
+        settings["rollout_modes"] = tuple(settings["rollout_modes"])
+    unknown = set(settings) - set(config_cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"training.{args.algorithm.replace('-', '_')}: unknown settings {sorted(unknown)}")
+    cfg = config_cls(**settings)
+    extra = {"fallback_files": args.fallback_train} if args.fallback_train else {}
+    if extra and args.algorithm != "mdpo":
+        raise ValueError("--fallback-train applies to train-mdpo only")
+    result = train(args.base, args.train, args.out, args.checkpoint_dir, cfg, args.seed, args.model_options,
+                   _eval_files(args.eval), **extra)
+    log.info("%s done: %s", args.algorithm, result)
+
+
 def cmd_summarize(args) -> None:
     from .summary import summarize
 
-    table = summarize(args.inputs, args.out)
+    table = summarize(args.inputs, args.out, args.headline, args.default_cell, args.metrics)
     log.info("wrote %s (%d rows)", args.out, len(table))
 
 
@@ -118,9 +177,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("rollout", help="decode one shard of training prompts with per-step correctness")
+    p.add_argument("--model", required=True)
+    p.add_argument("--model-options", type=_json, default={})
+    p.add_argument("--data", required=True, help="training JSONL")
+    p.add_argument("--shard", type=int, required=True, help="0-based shard index")
+    p.add_argument("--num-shards", type=int, required=True)
+    p.add_argument("--settings", type=_json, required=True, help="gen_length, steps, block_lengths, remasking, schedule")
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--reward-processes", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_rollout)
+
+    p = sub.add_parser("mine", help="gather rollout shards into the Answer Backslide set, all-data set and stats")
+    p.add_argument("--train", required=True, help="training JSONL")
+    p.add_argument("--shards", nargs="*", default=[], help="rollout shard JSONLs")
+    p.add_argument("--premined", default=None, help="use this pre-mined CSV (Problem, Solution) instead of mining")
+    p.add_argument("--out-mined", required=True)
+    p.add_argument("--out-all", required=True)
+    p.add_argument("--out-stats", required=True)
+    p.set_defaults(func=cmd_mine)
+
+    for algorithm, text in (("sft", "masked SFT on reference solutions"), ("diffu-grpo", "diffu-GRPO (d1) baseline"),
+                            ("mdpo", "MDPO: rewards on every denoising step")):
+        p = sub.add_parser(f"train-{algorithm}", help=f"fine-tune: {text}")
+        p.add_argument("--base", required=True, help="base model directory")
+        p.add_argument("--model-options", type=_json, default={})
+        p.add_argument("--train", nargs="+", required=True, help="training JSONL files")
+        p.add_argument("--out", required=True)
+        p.add_argument("--checkpoint-dir", required=True)
+        p.add_argument("--settings", type=_json, required=True, help="the algorithm's config (JSON)")
+        p.add_argument("--eval", nargs="*", default=[], help="task=test.jsonl pairs for training curves")
+        p.add_argument("--fallback-train", nargs="*", default=[], help="(mdpo) prompts used if --train files are empty")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=1)
+        p.set_defaults(func=cmd_train, algorithm=algorithm)
+
     p = sub.add_parser("summarize", help="gather evaluation JSONs into one CSV table")
     p.add_argument("--inputs", nargs="+", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the full table (one row per model x task x cell)")
+    p.add_argument("--headline", default=None, help="also write the rows of the default cell here")
+    p.add_argument("--default-cell", type=_json, default=None, help='e.g. {"block_length": 16, "steps": 16}')
+    p.add_argument("--metrics", default=None, help="also write the headline as nested JSON metrics (DVC)")
     p.set_defaults(func=cmd_summarize)
     return parser
 

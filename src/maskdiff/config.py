@@ -74,6 +74,15 @@ def check_consistency(config: dict) -> None:
                     raise ConfigError(
                         f"config key {key}: steps {steps} is not a multiple of the {gen // block} blocks of length {block}"
                     )
+    for block in config["rollouts"]["block_lengths"]:
+        if gen % block or config["rollouts"]["steps"] % (gen // block):
+            raise ConfigError(
+                f"config key rollouts.block_lengths: {block} must divide decoding.gen_length={gen} into blocks that "
+                f"divide rollouts.steps={config['rollouts']['steps']}"
+            )
+    unknown = set(config["mining"]["premined"]) - set(config["data"]["tasks"])
+    if unknown:
+        raise ConfigError(f"config key mining.premined: tasks {sorted(unknown)} are not in data.tasks")
     if config["model"]["source"] == "pretrained" and not config["model"]["name_or_path"]:
         raise ConfigError("config key model.name_or_path: required when model.source is 'pretrained'")
 

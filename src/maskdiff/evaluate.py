@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .batching import decode_completions, encode_prompts, prompt_batches
 from .io import write_json, write_jsonl
-from .models.forward import supports_padding
+from .models.forward import model_device, supports_padding
 from .models.loading import TokenIds
 from .rewards import score_completions
 from .sampling.generate import DecodeSettings, generate
@@ -45,6 +45,53 @@ def step_correctness(
     return step_rewards, final_rewards
 
 
+def decode_and_score(
+    model: torch.nn.Module,
+    tokenizer,
+    ids: TokenIds,
+    records: list[dict],
+    settings: DecodeSettings,
+    batch_size: int,
+    generator: torch.Generator,
+    chat_template: bool = False,
+    processes: int = 0,
+) -> tuple[list[dict], int, float]:
+    """Decode every record with its trajectory and score every step; ``(rows, nfe_calls, decode_s)``.
+
+    Rows (in record order) hold the completion, its reward, which steps' ``x0_hat`` were correct
+    (a 0/1 string), the first and last correct step, and the Answer Backslide flag.
+    """
+    kind = reward_kind(records[0]["task"])
+    encoded = encode_prompts(tokenizer, [r["prompt"] for r in records], chat_template)
+    rows: list[dict | None] = [None] * len(records)
+    nfe_total, decode_time = 0, 0.0
+    batches = list(prompt_batches(encoded, batch_size, ids.pad, supports_padding(model)))
+    for indices, prompt_ids, attention_mask in tqdm(batches, desc=settings.label, mininterval=5, leave=False):
+        t0 = time.time()
+        out = generate(model, prompt_ids, settings, ids, attention_mask, generator, record_trajectory=True)
+        decode_time += time.time() - t0
+        nfe_total += out.nfe
+        refs = [reference_of(records[i]) for i in indices]
+        step_rewards, final_rewards = step_correctness(
+            tokenizer, out.trajectory.x0_hat, out.completions, ids, kind, refs, processes
+        )
+        texts = decode_completions(tokenizer, out.completions, ids.eos)
+        for j, index in enumerate(indices):
+            correct_steps = step_rewards[j] > 0.5
+            final = bool(final_rewards[j] > 0.5)
+            any_correct = bool(correct_steps.any())
+            rows[index] = {
+                "id": records[index]["id"],
+                "completion": texts[j],
+                "reward": float(final_rewards[j]),
+                "step_correct": "".join("1" if c else "0" for c in correct_steps),
+                "first_correct_step": int(np.argmax(correct_steps)) if any_correct else None,
+                "last_correct_step": int(len(correct_steps) - 1 - np.argmax(correct_steps[::-1])) if any_correct else None,
+                "backslide": bool(not final and any_correct),
+            }
+    return rows, nfe_total, decode_time
+
+
 def evaluate_cell(
     model: torch.nn.Module,
     tokenizer,
@@ -60,35 +107,11 @@ def evaluate_cell(
     if not records:
         raise ValueError("no problems to evaluate")
     task = records[0]["task"]
-    kind = reward_kind(task)
-    encoded = encode_prompts(tokenizer, [r["prompt"] for r in records], chat_template)
-    rows: list[dict | None] = [None] * len(records)
-    nfe_total = 0
-    decode_time = 0.0
     started = time.time()
-    generator = step_generator(seed, "evaluate", task, settings.label)
-    batches = list(prompt_batches(encoded, batch_size, ids.pad, supports_padding(model)))
-    for indices, prompt_ids, attention_mask in tqdm(batches, desc=settings.label, mininterval=5, leave=False):
-        t0 = time.time()
-        out = generate(model, prompt_ids, settings, ids, attention_mask, generator, record_trajectory=True)
-        decode_time += time.time() - t0
-        nfe_total += out.nfe
-        refs = [reference_of(records[i]) for i in indices]
-        step_rewards, final_rewards = step_correctness(
-            tokenizer, out.trajectory.x0_hat, out.completions, ids, kind, refs, processes
-        )
-        texts = decode_completions(tokenizer, out.completions, ids.eos)
-        for j, index in enumerate(indices):
-            correct_steps = step_rewards[j] > 0.5
-            final = bool(final_rewards[j] > 0.5)
-            rows[index] = {
-                "id": records[index]["id"],
-                "completion": texts[j],
-                "reward": float(final_rewards[j]),
-                "step_correct": "".join("1" if c else "0" for c in correct_steps),
-                "first_correct_step": int(np.argmax(correct_steps)) if correct_steps.any() else None,
-                "backslide": bool(not final and correct_steps.any()),
-            }
+    generator = step_generator(seed, "evaluate", task, settings.label, device=model_device(model))
+    rows, nfe_total, decode_time = decode_and_score(
+        model, tokenizer, ids, records, settings, batch_size, generator, chat_template, processes
+    )
     n = len(records)
     correct = sum(int(r["reward"] > 0.5) for r in rows)
     backslide = sum(int(r["backslide"]) for r in rows)

@@ -20,6 +20,8 @@ rule pretrain_base:
         runtime=120,
     log:
         f"{LOGS}/pretrain_base.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain_base.tsv"
     conda:
         CONDA_ENV
     message:

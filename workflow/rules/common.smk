@@ -21,6 +21,8 @@ RESULTS = f"results/{PRESET}"
 LOGS = f"{RESULTS}/logs"
 TASKS = config["data"]["tasks"]
 SPLITS = ["pretrain", "train", "test"]
+# Tasks whose Answer Backslide set is mined from rollouts (the others use a pre-mined file).
+ROLLOUT_TASKS = [t for t in TASKS if t not in config["mining"]["premined"]]
 CONDA_ENV = "../../envs/maskdiff.yaml"
 
 
@@ -28,6 +30,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     split="|".join(SPLITS),
     group=r"B\d+-S\d+",
+    mdpo_variant="mdpo|mdpo_all_data|mdpo_semi_ar|mdpo_pure_diff",
 
 
 def as_json(value):
@@ -47,6 +50,12 @@ def library_code(*parts):
         else:
             files.add(part)
     return sorted(f"src/maskdiff/{f}" for f in files)
+
+
+# Rollout-mode ablation: model name -> MDPO rollout modes (plain `mdpo` is mixed).
+MDPO_MODES = {"mdpo_semi_ar": ["semi_ar"], "mdpo_pure_diff": ["pure_diff"]}
+TRAINED_MODELS = list(config["training"]["models"]) + (list(MDPO_MODES) if config["training"]["ablation"] else [])
+EVAL_MODELS = ["base"] + TRAINED_MODELS
 
 
 def base_model_path():

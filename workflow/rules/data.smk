@@ -16,6 +16,8 @@ rule prepare_data:
         out_dir=lambda w, output: os.path.dirname(output.manifest),
     log:
         f"{LOGS}/prepare_data/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data/{{task}}.tsv"
     conda:
         CONDA_ENV
     message:

@@ -21,6 +21,8 @@ rule evaluate:
         runtime=60,
     log:
         f"{LOGS}/evaluate/{{model}}/{{task}}/{{group}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{task}}/{{group}}.tsv"
     conda:
         CONDA_ENV
     message:

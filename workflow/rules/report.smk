@@ -1,17 +1,59 @@
-# Stage 4: tables and reports.
+# Stage 6: tables and the papermill report.
 
 
-rule summary:
+def eval_outputs(models=None):
+    return expand(
+        f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json", model=models or EVAL_MODELS, task=TASKS, group=cell_groups()
+    )
+
+
+rule aggregate_sweep:
     input:
-        cells=expand(f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json", model=["base"], task=TASKS, group=cell_groups()),
+        cells=eval_outputs(),
         code=library_code("summary.py"),
     output:
-        csv=f"{RESULTS}/summary.csv",
+        sweep=report(f"{RESULTS}/sweep.csv", category="Tables", caption="../report/sweep.rst"),
+        summary=report(f"{RESULTS}/summary.csv", category="Tables", caption="../report/summary.rst"),
+        metrics=f"{RESULTS}/metrics.json",
+    params:
+        default_cell=as_json({k: config["decoding"][k] for k in ("block_length", "steps")}),
     log:
-        f"{LOGS}/summary.log",
+        f"{LOGS}/aggregate_sweep.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate_sweep.tsv"
     conda:
         CONDA_ENV
     message:
-        "Gathering the evaluation cells into {output.csv}"
+        "Aggregating {params.default_cell} and the whole sweep into tables"
     shell:
-        "maskdiff summarize --inputs {input.cells} --out {output.csv} > {log} 2>&1"
+        "maskdiff summarize --inputs {input.cells} --out {output.sweep} --headline {output.summary}"
+        " --default-cell {params.default_cell:q} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule report:
+    input:
+        notebook="notebooks/report.ipynb",
+        sweep=rules.aggregate_sweep.output.sweep,
+        mining=expand(f"{RESULTS}/mining/{{task}}/stats.json", task=TASKS),
+        rollouts=[shard for task in ROLLOUT_TASKS for shard in rollout_shards(task)],
+        paper_table="data/reference/mdpo_paper_table1.csv",
+        models=expand(f"{RESULTS}/models/{{model}}", model=TRAINED_MODELS),
+    output:
+        notebook=f"{RESULTS}/report/report.ipynb",
+        html=report(f"{RESULTS}/report.html", category="Report", caption="../report/report.rst"),
+    params:
+        preset=PRESET,
+        results=RESULTS,
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        CONDA_ENV
+    message:
+        "Rendering the report notebook to {output.html}"
+    shell:
+        "(papermill {input.notebook} {output.notebook} -k maskdiff --cwd . -p preset {params.preset}"
+        " -p results_dir {params.results} -p paper_table {input.paper_table}"
+        " && jupyter nbconvert --to html --no-input --output-dir $(dirname {output.html}) --output report {output.notebook}"
+        ") > {log} 2>&1"

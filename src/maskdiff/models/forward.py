@@ -19,10 +19,19 @@ def supports_padding(model: torch.nn.Module) -> bool:
     return model_type not in _IGNORES_ATTENTION_MASK
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
 def forward_logits(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Logits ``[B, N, V]`` for a (partially masked) batch."""
+    """Logits ``[B, N, V]`` (on the model's device) for a (partially masked) batch."""
+    device = model_device(model)
+    input_ids = input_ids.to(device)
     if attention_mask is None or bool(attention_mask.all()):
         return model(input_ids=input_ids).logits
     if not supports_padding(model):
@@ -30,5 +39,6 @@ def forward_logits(
             f"{type(model).__name__} ignores attention_mask, so a padded batch would be silently wrong; "
             "batch prompts of equal length (maskdiff.batching.length_buckets) instead"
         )
+    attention_mask = attention_mask.to(device)
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits

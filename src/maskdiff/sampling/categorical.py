@@ -33,9 +33,16 @@ def gumbel_noise_max(precision: str) -> float:
     return float(gumbel_from_uniform(torch.nextafter(one, torch.zeros_like(one))))
 
 
-def gumbel_noise(shape: torch.Size | tuple, precision: str = "fp64", generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard Gumbel noise computed entirely in the given precision."""
-    return gumbel_from_uniform(torch.rand(shape, dtype=precision_dtype(precision), generator=generator))
+def gumbel_noise(
+    shape: torch.Size | tuple,
+    precision: str = "fp64",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Standard Gumbel noise computed entirely in the given precision, drawn on the generator's device."""
+    if generator is not None:
+        device = generator.device
+    return gumbel_from_uniform(torch.rand(shape, dtype=precision_dtype(precision), generator=generator, device=device))
 
 
 def gumbel_argmax(
@@ -51,7 +58,7 @@ def gumbel_argmax(
     logits = logits.to(dtype)
     if temperature == 0:
         return logits.argmax(dim=-1)
-    noise = gumbel_noise(logits.shape, precision, generator).to(logits.device)
+    noise = gumbel_noise(logits.shape, precision, generator, logits.device).to(logits.device)
     return (logits / temperature + noise).argmax(dim=-1)
 
 
@@ -65,7 +72,8 @@ def sample_categorical_mdlm(
     """
     dtype = precision_dtype(precision)
     probs = probs.to(dtype)
-    u = torch.rand(probs.shape, dtype=dtype, generator=generator)
+    u = torch.rand(probs.shape, dtype=dtype, generator=generator,
+                   device=generator.device if generator is not None else probs.device).to(probs.device)
     exponential = 1e-10 - (u + 1e-10).log()
     return (probs / exponential).argmax(dim=-1)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.forward import forward_logits
+from ..models.forward import forward_logits, model_device
 from ..models.loading import TokenIds
 from .categorical import PRECISIONS, gumbel_argmax, token_confidence
 from .schedules import SCHEDULES, transfer_counts
@@ -130,7 +130,8 @@ def generate(
     ``attention_mask`` is given)."""
     s = settings
     batch, prompt_len = prompt_ids.shape
-    device = prompt_ids.device
+    device = model_device(model) if isinstance(model, torch.nn.Module) else prompt_ids.device
+    prompt_ids = prompt_ids.to(device)
     length = s.gen_length
     x = torch.full((batch, prompt_len + length), ids.mask, dtype=torch.long, device=device)
     x[:, :prompt_len] = prompt_ids
@@ -152,6 +153,11 @@ def generate(
         for step in range(s.steps_per_block):
             logits = forward(model, x, full_mask)[:, prompt_len:]
             nfe += 1
+            if ids.mask < logits.shape[-1]:
+                # [MASK] is never a prediction. LLaDA's generate() does not exclude it, so it could
+                # "commit" a mask and leave holes; this is the engine's only deviation from it.
+                logits = logits.clone()
+                logits[..., ids.mask] = float("-inf")
             gen = x[:, prompt_len:]
             masked = gen == ids.mask
             predicted = gumbel_argmax(logits, s.temperature, s.precision, generator)
@@ -176,7 +182,8 @@ def generate(
                 if s.remasking == "lcr":
                     key = confidence
                 else:
-                    key = torch.rand(confidence.shape, dtype=torch.float64, generator=generator).to(device)
+                    key = torch.rand(confidence.shape, dtype=torch.float64, generator=generator,
+                                     device=generator.device if generator is not None else device).to(device)
                 key = torch.where(candidates, key, torch.full_like(key, float("-inf")))
                 chosen = (rank_along_last(key, descending=True) < counts[:, step : step + 1]) & candidates
                 new_gen = torch.where(chosen, x0_hat, gen)

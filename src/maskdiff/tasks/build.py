@@ -27,8 +27,10 @@ def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt
         spec = CountdownSpec(**{k: settings[k] for k in CountdownSpec.__dataclass_fields__ if k in settings})
         test_file = settings.get("test_file")
         if test_file:
-            splits["test"] = load_countdown_test_file(test_file, prompt_style)[: sizes["test"] or None]
-            exclude.update(problem_key(r["numbers"], r["target"]) for r in splits["test"])
+            full_test = load_countdown_test_file(test_file, prompt_style)
+            splits["test"] = full_test[: sizes["test"] or None]
+            # Exclude every problem of the file, also those beyond n_test, from training data.
+            exclude.update(problem_key(r["numbers"], r["target"]) for r in full_test)
         for split in SPLITS:
             if split not in splits:
                 splits[split] = generate_countdown(

@@ -8,12 +8,34 @@ directory is replaced atomically, so a kill mid-save leaves the previous checkpo
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from ..io import atomic_dir, read_json, write_json
+from ..io import atomic_dir, read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def run_fingerprint(config: dict, data_files: list[str | Path] = ()) -> str:
+    """Identity of a training run: its config, its data and the library's source code.
+
+    A checkpoint is resumed only by a run with the same fingerprint, so an interrupted job
+    continues exactly, while a changed config, dataset or code starts afresh instead of silently
+    mixing two experiments.
+    """
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for path in data_files:
+        h.update(sha256_file(path).encode())
+    for source in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(source.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(source.read_bytes())
+    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -45,10 +67,16 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler,
     generators: dict[str, torch.Generator] | None = None,
+    fingerprint: str | None = None,
 ) -> dict | None:
-    """Restore everything in place; return ``progress`` or None when there is no checkpoint."""
+    """Restore everything in place; return ``progress``, or None when there is no checkpoint of
+    this run (none at all, or one whose fingerprint differs: a different experiment)."""
     ckpt_dir = Path(ckpt_dir)
     if not (ckpt_dir / "progress.json").is_file():
+        return None
+    progress = read_json(ckpt_dir / "progress.json")
+    if fingerprint is not None and progress.get("fingerprint") != fingerprint:
+        log.warning("%s belongs to a different run (config, data or code changed); starting afresh", ckpt_dir)
         return None
     weights = load_file(str(ckpt_dir / "model.safetensors"))
     missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -63,4 +91,4 @@ def load_checkpoint(
     for name, g in (generators or {}).items():
         if name in state["generators"]:
             g.set_state(state["generators"][name])
-    return read_json(ckpt_dir / "progress.json")
+    return progress

@@ -22,7 +22,7 @@ from ..models.loading import token_ids
 from ..models.tiny import TinyModelSpec, build_tiny_model
 from ..models.tokenizer import build_char_tokenizer
 from ..seeding import step_generator
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
 from .data import build_supervised
 from .diffusion_loss import masked_diffusion_loss
 from .schedule import build_scheduler
@@ -68,7 +68,10 @@ def pretrain(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
-    progress = load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler) or {"step": 0}
+    fingerprint = run_fingerprint({"pretrain": asdict(cfg), "model": asdict(model_spec), "gen_length": gen_length,
+                                   "charset": charset}, data_files)
+    progress = load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler,
+                               fingerprint=fingerprint) or {"step": 0}
     start = progress["step"]
     if start:
         log.info("resuming pretraining from update %d (%s)", start, ckpt_dir)
@@ -101,7 +104,8 @@ def pretrain(
                         lr=scheduler.get_last_lr()[0], masked_tokens=n_masked, tokens_per_s=tokens_seen / max(elapsed, 1e-9))
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, {"step": done})
+            save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler,
+                            {"step": done, "fingerprint": fingerprint})
     metrics.close()
 
     final = accelerator.unwrap_model(model)

@@ -1,0 +1,45 @@
+# Stage 3: baseline rollouts of the base model on the training prompts, scattered over shards
+# (separate jobs on a cluster) and gathered by the mining rule.
+
+
+scattergather:
+    rollouts=config["rollouts"]["shards"],
+
+
+def shard_index(wildcards):
+    """Snakemake's scatter item '3-of-4' -> 0-based shard index 2."""
+    return int(wildcards.scatteritem.split("-of-")[0]) - 1
+
+
+rule rollout_shard:
+    input:
+        model=base_model_path(),
+        data=f"{DATA}/tasks/{{task}}/train.jsonl",
+        code=library_code("rollouts.py", "evaluate.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py"),
+    output:
+        f"{RESULTS}/rollouts/{{task}}/shard_{{scatteritem}}.jsonl",
+    params:
+        settings=as_json({**{k: config["rollouts"][k] for k in ("steps", "block_lengths", "remasking")},
+                          "gen_length": config["decoding"]["gen_length"], "schedule": config["decoding"]["schedule"]}),
+        shard=shard_index,
+        num_shards=config["rollouts"]["shards"],
+        model_options=model_options(),
+        batch_size=config["rollouts"]["batch_size"],
+        reward_processes=config["evaluation"]["reward_processes"],
+        seed=config["seed"],
+    threads: config["rollouts"]["threads"]
+    resources:
+        runtime=60,
+    log:
+        f"{LOGS}/rollouts/{{task}}/shard_{{scatteritem}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rollout_shard/{{task}}/{{scatteritem}}.tsv"
+    conda:
+        CONDA_ENV
+    message:
+        "Baseline rollouts of {wildcards.task}, shard {wildcards.scatteritem}"
+    shell:
+        "maskdiff rollout --model {input.model} --model-options {params.model_options:q} --data {input.data}"
+        " --shard {params.shard} --num-shards {params.num_shards} --settings {params.settings:q} --out {output}"
+        " --batch-size {params.batch_size} --reward-processes {params.reward_processes} --seed {params.seed}"
+        " --threads {threads} > {log} 2>&1"
