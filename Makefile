@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= local
 CORES ?= 2
 
-.PHONY: venv run smoke test lint report-dryrun clean-venv
+.PHONY: venv run test lint pull bench clean-venv
 
 venv: $(STAMP)
 
@@ -30,6 +30,14 @@ test: venv
 
 lint: venv
 	$(BIN)/snakemake --lint
+
+## After `git clone`: fetch the DAG's outputs from the DVC remote and record them as up to date.
+pull: venv
+	$(BIN)/dvc pull dag@$(PRESET)
+	$(BIN)/snakemake --cores 1 --configfile config/presets/$(PRESET).yaml --touch --forceall
+
+bench: venv
+	$(BIN)/python benchmarks/bench_sampler.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -18,6 +18,7 @@ include: "workflow/rules/mining.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/precision.smk"
 
 
 onstart:
@@ -37,3 +38,4 @@ rule all:
     input:
         rules.aggregate_sweep.output.summary,
         rules.report.output.html,
+        PRECISION_OUTPUTS,

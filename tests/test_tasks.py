@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from maskdiff.io import read_json, read_jsonl, sha256_file
+from maskdiff.io import read_jsonl, sha256_file
 from maskdiff.rewards import countdown_reward, math_reward
 from maskdiff.tasks import reference_of, reward_kind
 from maskdiff.tasks.arithmetic import ArithmeticSpec, generate_arithmetic, latex_number

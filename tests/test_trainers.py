@@ -37,6 +37,24 @@ def world(tmp_path_factory, tokenizer, tiny_model):
     return root
 
 
+def _interrupted(train, *args, **kwargs):
+    """Run ``train`` and kill it (an exception) right after its first checkpoint is written."""
+    import maskdiff.train.common as common
+
+    real = common.save_checkpoint
+
+    def save_then_die(*a, **k):
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    common.save_checkpoint = save_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(*args, **kwargs)
+    finally:
+        common.save_checkpoint = real
+
+
 def _weights(path):
     return {k: v.clone() for k, v in load_model(str(path)).state_dict().items()}
 
@@ -56,20 +74,8 @@ def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatc
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "straight"), str(tmp_path / "ck1"), cfg, **args)
 
     # Interrupted after the checkpoint at update 2, then resumed by a fresh call.
-    import maskdiff.train.common as common
-
-    real = common.save_checkpoint
-
-    def save_then_die(*a, **k):
-        real(*a, **k)
-        raise KeyboardInterrupt
-
-    common.save_checkpoint = save_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "never"), str(tmp_path / "ck2"), cfg, **args)
-    finally:
-        common.save_checkpoint = real
+    _interrupted(train, str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "never"), str(tmp_path / "ck2"),
+                 cfg, **args)
     assert not (tmp_path / "never").exists()
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "resumed"), str(tmp_path / "ck2"), cfg, **args)
 
@@ -93,20 +99,7 @@ def test_changed_config_does_not_resume(world, tmp_path):
     train, cfg = CONFIGS["sft"]
     import dataclasses
 
-    import maskdiff.train.common as common
-
-    real = common.save_checkpoint
-
-    def save_then_die(*a, **k):
-        real(*a, **k)
-        raise KeyboardInterrupt
-
-    common.save_checkpoint = save_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "x"), str(tmp_path / "ck"), cfg)
-    finally:
-        common.save_checkpoint = real
+    _interrupted(train, str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "x"), str(tmp_path / "ck"), cfg)
     other = dataclasses.replace(cfg, lr=cfg.lr * 2)
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "y"), str(tmp_path / "ck"), other)
     log = read_jsonl(tmp_path / "y" / "metrics.jsonl")

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml", "params.yaml"]
+PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml",
+                 ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "Makefile", "pyproject.toml"]
 BIN = Path(sys.executable).parent
 
 
@@ -24,6 +25,12 @@ def copy_project(dest: Path) -> Path:
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints"))
         else:
             shutil.copy2(src, target)
+    return dest
+
+
+def clone_tree(src: Path, dest: Path) -> Path:
+    """A copy that keeps mtimes and Snakemake's metadata (cp -a), so reruns are judged as in src."""
+    subprocess.run(["cp", "-a", f"{src}/.", str(dest)], check=True)
     return dest
 
 

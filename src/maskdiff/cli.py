@@ -19,6 +19,12 @@ def _json(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _threads(n: int) -> None:
     import torch
 
@@ -26,10 +32,14 @@ def _threads(n: int) -> None:
 
 
 def cmd_prepare_data(args) -> None:
-    from .tasks.build import build_task
     from .io import write_json
+    from .tasks.build import build_task
+    from .tasks.paper import build_paper_task
 
-    entry = build_task(args.task, args.settings, args.seed, args.out_dir, args.prompt_style)
+    if args.source == "hub":
+        entry = build_paper_task(args.task, {"prompt_style": args.prompt_style, **args.settings}, args.seed, args.out_dir)
+    else:
+        entry = build_task(args.task, args.settings, args.seed, args.out_dir, args.prompt_style)
     write_json(Path(args.out_dir) / "manifest.json", entry)
     log.info("%s: %s", args.task, {k: v["count"] for k, v in entry["files"].items()})
 
@@ -52,9 +62,17 @@ def _load(args):
 
     opts = args.model_options
     trust = tuple(opts.get("trust_remote_code_for", []))
-    model = load_model(args.model, trust)
+    model = load_model(args.model, trust, dtype=opts.get("dtype"), device="cuda" if _cuda() else None)
     tokenizer = load_tokenizer(args.model, trust)
     return model, tokenizer, token_ids(tokenizer, model.config, opts.get("mask_token_id")), bool(opts.get("chat_template"))
+
+
+def cmd_fetch_model(args) -> None:
+    from .models.loading import fetch_model
+
+    fetch_model(args.name, args.out, tuple(args.model_options.get("trust_remote_code_for", [])),
+                args.model_options.get("dtype"))
+    log.info("saved %s to %s", args.name, args.out)
 
 
 def cmd_evaluate(args) -> None:
@@ -131,6 +149,43 @@ def cmd_train(args) -> None:
     log.info("%s done: %s", args.algorithm, result)
 
 
+def _settings(cls, values: dict, section: str):
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{section}: unknown settings {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def cmd_precision_model_free(args) -> None:
+    import pandas as pd
+
+    from .precision import ModelFreeSettings, analytic_model_free, simulate_model_free, write_precision_csv
+
+    _threads(args.threads)
+    settings = _settings(ModelFreeSettings, args.settings, "precision.model_free")
+    parts = [simulate_model_free(settings), analytic_model_free(settings)]
+    write_precision_csv([p for p in parts if not p.empty] or [pd.DataFrame()], args.out)
+
+
+def cmd_precision_model(args) -> None:
+    from .io import read_jsonl
+    from .precision import ModelStudySettings, model_study, write_precision_csv
+
+    _threads(args.threads)
+    model, tokenizer, ids, chat = _load(args)
+    settings = _settings(ModelStudySettings, {**args.settings, "chat_template": chat}, "precision.model")
+    records = read_jsonl(args.data)[: args.max_problems or None]
+    write_precision_csv([model_study(model, tokenizer, ids, records, settings)], args.out)
+
+
+def cmd_precision_combine(args) -> None:
+    import pandas as pd
+
+    from .precision import write_precision_csv
+
+    write_precision_csv([pd.read_csv(p) for p in args.inputs], args.out)
+
+
 def cmd_summarize(args) -> None:
     from .summary import summarize
 
@@ -144,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="<subcommand>")
 
     p = sub.add_parser("prepare-data", help="generate one task's pretrain/train/test splits and manifest")
-    p.add_argument("--task", required=True, choices=["countdown", "arithmetic"])
+    p.add_argument("--task", required=True, choices=["countdown", "arithmetic", "math500"])
+    p.add_argument("--source", default="generated", choices=["generated", "hub"], help="seeded generators or the paper's datasets")
     p.add_argument("--settings", type=_json, required=True, help="the task's config section (JSON)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prompt-style", default="compact", choices=["compact", "paper"])
@@ -161,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("fetch-model", help="download a hub model once and save it (safetensors) as the base model")
+    p.add_argument("--name", required=True, help="hub id or local path")
+    p.add_argument("--model-options", type=_json, default={}, help="trust_remote_code_for, dtype")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fetch_model)
 
     p = sub.add_parser("evaluate", help="evaluate a model on a task over decoding cells")
     p.add_argument("--model", required=True, help="model directory or hub id")
@@ -214,6 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1)
         p.set_defaults(func=cmd_train, algorithm=algorithm)
+
+    p = sub.add_parser("precision-model-free", help="fp32 vs fp64 categorical draws against a mask class (simulated + analytic)")
+    p.add_argument("--settings", type=_json, required=True, help="ModelFreeSettings fields (JSON)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_precision_model_free)
+
+    p = sub.add_parser("precision-model", help="ancestral fp32/fp64 vs FHS sampling on a trained model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--model-options", type=_json, default={})
+    p.add_argument("--data", required=True, help="prompts (test JSONL) for the prompted mode")
+    p.add_argument("--max-problems", type=int, default=0)
+    p.add_argument("--settings", type=_json, required=True, help="ModelStudySettings fields (JSON)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_precision_model)
+
+    p = sub.add_parser("precision-combine", help="concatenate precision CSVs")
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_precision_combine)
 
     p = sub.add_parser("summarize", help="gather evaluation JSONs into one CSV table")
     p.add_argument("--inputs", nargs="+", required=True)

@@ -1,32 +1,60 @@
 # Stage 2: the base model. The local presets pretrain a tiny bidirectional transformer from
-# scratch with the masked-diffusion loss; checkpoints outside the output let a killed job resume.
+# scratch with the masked-diffusion loss (checkpoints outside the output let a killed job resume);
+# the paper preset fetches LLaDA-8B-Instruct once into save_pretrained form (safetensors).
 
 
-rule pretrain_base:
-    input:
-        data=expand(f"{DATA}/tasks/{{task}}/pretrain.jsonl", task=TASKS),
-        code=library_code("train/pretrain.py", "train/checkpoint.py", "train/data.py", "train/diffusion_loss.py",
-                          "train/schedule.py", "models", "batching.py"),
-    output:
-        model=directory(f"{RESULTS}/models/base"),
-    params:
-        model_spec=as_json(config["model"]["tiny"]),
-        settings=as_json(config["pretrain"]),
-        gen_length=config["decoding"]["gen_length"],
-        seed=config["seed"],
-        checkpoint_dir=f"{RESULTS}/checkpoints/base",
-    threads: config["pretrain"]["threads"]
-    resources:
-        runtime=120,
-    log:
-        f"{LOGS}/pretrain_base.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/pretrain_base.tsv"
-    conda:
-        CONDA_ENV
-    message:
-        "Pretraining the tiny base model ({params.settings})"
-    shell:
-        "maskdiff pretrain --data {input.data} --out {output.model} --checkpoint-dir {params.checkpoint_dir}"
-        " --model-spec {params.model_spec:q} --settings {params.settings:q} --gen-length {params.gen_length}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+if config["model"]["source"] == "pretrained":
+
+    rule fetch_base:
+        input:
+            code=library_code("models"),
+        output:
+            model=directory(f"{RESULTS}/models/base"),
+        params:
+            name=config["model"]["name_or_path"],
+            model_options=model_options(),
+        resources:
+            **stage_resources("base_model"),
+        log:
+            f"{LOGS}/fetch_base.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/fetch_base.tsv"
+        conda:
+            CONDA_ENV
+        message:
+            "Fetching the base model {params.name} (safetensors)"
+        shell:
+            "maskdiff fetch-model --name {params.name} --model-options {params.model_options:q} --out {output.model}"
+            " > {log} 2>&1"
+
+
+else:
+
+    rule pretrain_base:
+        input:
+            data=expand(f"{DATA}/tasks/{{task}}/pretrain.jsonl", task=TASKS),
+            code=library_code("train/pretrain.py", "train/checkpoint.py", "train/data.py", "train/diffusion_loss.py",
+                              "train/schedule.py", "models", "batching.py"),
+        output:
+            model=directory(f"{RESULTS}/models/base"),
+        params:
+            model_spec=as_json(config["model"]["tiny"]),
+            settings=as_json(config["pretrain"]),
+            gen_length=config["decoding"]["gen_length"],
+            seed=config["seed"],
+            checkpoint_dir=f"{RESULTS}/checkpoints/base",
+        threads: config["pretrain"]["threads"]
+        resources:
+            **stage_resources("base_model"),
+        log:
+            f"{LOGS}/pretrain_base.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/pretrain_base.tsv"
+        conda:
+            CONDA_ENV
+        message:
+            "Pretraining the tiny base model ({params.settings})"
+        shell:
+            "maskdiff pretrain --data {input.data} --out {output.model} --checkpoint-dir {params.checkpoint_dir}"
+            " --model-spec {params.model_spec:q} --settings {params.settings:q} --gen-length {params.gen_length}"
+            " --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -58,6 +58,9 @@ TRAINED_MODELS = list(config["training"]["models"]) + (list(MDPO_MODES) if confi
 EVAL_MODELS = ["base"] + TRAINED_MODELS
 
 
+PRECISION_OUTPUTS = [f"{RESULTS}/precision.html"] if config["precision"]["enabled"] else []
+
+
 def base_model_path():
     return f"{RESULTS}/models/base"
 
@@ -87,6 +90,104 @@ def group_cells(group):
     ]
 
 
+def stage_resources(stage):
+    """The stage's configured resources; gpu only when > 0 (the slurm profile turns gpu into --gpus)."""
+    res = dict(config["resources"][stage])
+    if not res.get("gpu"):
+        res.pop("gpu", None)
+    return res
+
+
 def model_options():
     m = config["model"]
-    return as_json({k: m[k] for k in ("trust_remote_code_for", "mask_token_id", "chat_template")})
+    return as_json({k: m[k] for k in ("trust_remote_code_for", "mask_token_id", "chat_template", "dtype")})
+
+
+# ---- used by data.smk
+def hub_test_file(wildcards):
+    """The paper's Countdown test set is a committed file: an input, so editing it reruns the stage."""
+    if config["data"]["source"] == "hub" and wildcards.task == "countdown":
+        return [config["data"]["hub"].get("countdown", {}).get("source") or "data/reference/countdown_cd3_test.jsonl"]
+    return []
+
+
+def data_settings(wildcards):
+    if config["data"]["source"] == "hub":
+        return as_json(config["data"]["hub"].get(wildcards.task, {}))
+    return as_json(config["data"][wildcards.task])
+
+
+# ---- used by rollouts.smk
+def shard_index(wildcards):
+    """Snakemake's scatter item '3-of-4' -> 0-based shard index 2."""
+    return int(wildcards.scatteritem.split("-of-")[0]) - 1
+
+
+# ---- used by mining.smk
+def rollout_shards(task):
+    return gather.rollouts(f"{RESULTS}/rollouts/{task}/shard_{{scatteritem}}.jsonl")
+
+
+def mining_inputs(wildcards):
+    premined = config["mining"]["premined"].get(wildcards.task)
+    if premined:
+        return {"premined": premined}
+    return {"shards": rollout_shards(wildcards.task)}
+
+
+# ---- used by train.smk
+def trainer_settings(algorithm, variant=None):
+    """The algorithm's config section plus what all trainers share (updates, evaluation cell)."""
+    t, dec = config["training"], config["decoding"]
+    shared = {
+        "updates": t["updates"],
+        "eval_every": t["eval_every"],
+        "eval_problems": t["eval_problems"],
+        "checkpoint_every": t["checkpoint_every"],
+        "gen_length": dec["gen_length"],
+        "eval_cell": {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule")} | {"remasking": "lcr"},
+    }
+    if algorithm != "sft":
+        shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"]}
+    if algorithm == "mdpo":
+        shared["semi_ar_block"] = min(config["evaluation"]["grid"]["block_length"])
+        if variant in MDPO_MODES:
+            shared["rollout_modes"] = MDPO_MODES[variant]
+    if algorithm == "diffu_grpo":
+        shared["block_length"] = min(config["evaluation"]["grid"]["block_length"])
+    return as_json(shared | t[algorithm])
+
+
+def launcher():
+    """`maskdiff` on one process, or `accelerate launch` with the configured multi-GPU config."""
+    gpus = config["resources"]["train"].get("gpu", 0)
+    accelerate_config = config["training"]["accelerate_config"]
+    if gpus > 1 and accelerate_config:
+        return f"accelerate launch --config_file {accelerate_config} --num_processes {gpus} -m maskdiff.cli"
+    return "maskdiff"
+
+
+TRAIN_CODE = library_code("train", "evaluate.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py", "stats.py")
+
+
+def eval_args():
+    return " ".join(f"{task}={DATA}/tasks/{task}/test.jsonl" for task in TASKS)
+
+
+def mdpo_train_data(wildcards):
+    name = "all_data" if wildcards.mdpo_variant == "mdpo_all_data" else "answer_backslide"
+    return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=TASKS)
+
+
+def mdpo_fallback(wildcards, input):
+    """Only with mining.fallback_to_all_data: all prompts when the mined set turns out empty."""
+    if not config["mining"]["fallback_to_all_data"] or wildcards.mdpo_variant == "mdpo_all_data":
+        return ""
+    return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in TASKS)
+
+
+# ---- used by report.smk
+def eval_outputs(models=None):
+    return expand(
+        f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json", model=models or EVAL_MODELS, task=TASKS, group=cell_groups()
+    )

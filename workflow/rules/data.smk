@@ -3,6 +3,7 @@
 
 rule prepare_data:
     input:
+        hub_test_file,
         code=library_code("tasks"),
     output:
         pretrain=f"{DATA}/tasks/{{task}}/pretrain.jsonl",
@@ -10,10 +11,13 @@ rule prepare_data:
         test=f"{DATA}/tasks/{{task}}/test.jsonl",
         manifest=f"{DATA}/tasks/{{task}}/manifest.json",
     params:
-        settings=lambda w: as_json(config["data"][w.task]),
+        settings=data_settings,
+        source=config["data"]["source"],
         seed=config["seed"],
         prompt_style=config["data"]["prompt_style"],
         out_dir=lambda w, output: os.path.dirname(output.manifest),
+    resources:
+        **stage_resources("prepare_data"),
     log:
         f"{LOGS}/prepare_data/{{task}}.log",
     benchmark:
@@ -23,5 +27,5 @@ rule prepare_data:
     message:
         "Generating the {wildcards.task} splits"
     shell:
-        "maskdiff prepare-data --task {wildcards.task} --settings {params.settings:q} --seed {params.seed}"
+        "maskdiff prepare-data --source {params.source} --task {wildcards.task} --settings {params.settings:q} --seed {params.seed}"
         " --prompt-style {params.prompt_style} --out-dir {params.out_dir} > {log} 2>&1"

@@ -18,7 +18,7 @@ rule evaluate:
         seed=config["seed"],
     threads: config["evaluation"]["threads"]
     resources:
-        runtime=60,
+        **stage_resources("evaluate"),
     log:
         f"{LOGS}/evaluate/{{model}}/{{task}}/{{group}}.log",
     benchmark:

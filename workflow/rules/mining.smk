@@ -2,17 +2,6 @@
 # all-data set (ablation) and statistics; or, per config, take a pre-mined set (paper: OpenR1).
 
 
-def rollout_shards(task):
-    return gather.rollouts(f"{RESULTS}/rollouts/{task}/shard_{{scatteritem}}.jsonl")
-
-
-def mining_inputs(wildcards):
-    premined = config["mining"]["premined"].get(wildcards.task)
-    if premined:
-        return {"premined": premined}
-    return {"shards": rollout_shards(wildcards.task)}
-
-
 rule mine_answer_backslide:
     input:
         unpack(mining_inputs),
@@ -24,6 +13,8 @@ rule mine_answer_backslide:
         stats=f"{RESULTS}/mining/{{task}}/stats.json",
     params:
         source=lambda w, input: f"--premined {input.premined}" if "premined" in input.keys() else f"--shards {' '.join(input.shards)}",
+    resources:
+        **stage_resources("mining"),
     log:
         f"{LOGS}/mining/{{task}}.log",
     benchmark:

@@ -1,12 +1,6 @@
 # Stage 6: tables and the papermill report.
 
 
-def eval_outputs(models=None):
-    return expand(
-        f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json", model=models or EVAL_MODELS, task=TASKS, group=cell_groups()
-    )
-
-
 rule aggregate_sweep:
     input:
         cells=eval_outputs(),
@@ -17,6 +11,8 @@ rule aggregate_sweep:
         metrics=f"{RESULTS}/metrics.json",
     params:
         default_cell=as_json({k: config["decoding"][k] for k in ("block_length", "steps")}),
+    resources:
+        **stage_resources("report"),
     log:
         f"{LOGS}/aggregate_sweep.log",
     benchmark:
@@ -43,7 +39,9 @@ rule report:
         html=report(f"{RESULTS}/report.html", category="Report", caption="../report/report.rst"),
     params:
         preset=PRESET,
-        results=RESULTS,
+        results=lambda w, input: os.path.dirname(input.sweep),
+    resources:
+        **stage_resources("report"),
     log:
         f"{LOGS}/report.log",
     benchmark:

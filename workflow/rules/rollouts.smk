@@ -6,11 +6,6 @@ scattergather:
     rollouts=config["rollouts"]["shards"],
 
 
-def shard_index(wildcards):
-    """Snakemake's scatter item '3-of-4' -> 0-based shard index 2."""
-    return int(wildcards.scatteritem.split("-of-")[0]) - 1
-
-
 rule rollout_shard:
     input:
         model=base_model_path(),
@@ -29,7 +24,7 @@ rule rollout_shard:
         seed=config["seed"],
     threads: config["rollouts"]["threads"]
     resources:
-        runtime=60,
+        **stage_resources("rollouts"),
     log:
         f"{LOGS}/rollouts/{{task}}/shard_{{scatteritem}}.log",
     benchmark:

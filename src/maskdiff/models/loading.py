@@ -79,3 +79,20 @@ def token_ids(tokenizer, model_config=None, mask_token_id: int | None = None) ->
     if eos is None:
         raise ValueError("tokenizer has no eos token")
     return TokenIds(mask=int(mask), pad=int(pad), eos=int(eos))
+
+
+def fetch_model(name_or_path: str, out_dir: str, trust_remote_code_for: tuple[str, ...] = (), dtype: str | None = None) -> None:
+    """Save a (hub) model and its tokenizer as the DAG's base model, in safetensors.
+
+    The saved config records ``maskdiff_base_model`` so that remote code allowed for the hub id
+    stays allowed for this copy and for every model trained from it, and nothing else.
+    """
+    from ..io import atomic_dir
+
+    model = load_model(name_or_path, trust_remote_code_for, dtype=dtype)
+    tokenizer = load_tokenizer(name_or_path, trust_remote_code_for)
+    if _remote_code_allowed(name_or_path, trust_remote_code_for) and getattr(model.config, "auto_map", None):
+        model.config.maskdiff_base_model = getattr(model.config, "maskdiff_base_model", None) or name_or_path
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)

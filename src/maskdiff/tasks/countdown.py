@@ -74,6 +74,19 @@ def random_expression(numbers: list[int], operators: str, rng: random.Random) ->
     return items[0][0], items[0][1]
 
 
+def countdown_record(index: int, split: str, numbers: list[int], target: int, prompt_style: str, solution: str = "") -> dict:
+    """The one shape of a Countdown record, whatever its source."""
+    return {
+        "id": f"countdown-{split}-{index:06d}",
+        "task": "countdown",
+        "prompt": countdown_prompt(numbers, target, prompt_style),
+        "numbers": numbers,
+        "target": target,
+        "answer": str(target),
+        "solution": solution,
+    }
+
+
 def problem_key(numbers: list[int], target: int) -> tuple:
     """Identity of a problem regardless of number order (used to keep splits disjoint)."""
     return tuple(sorted(numbers)), int(target)
@@ -119,17 +132,7 @@ def generate_countdown(
             continue
         if unique:
             seen.add(key)
-        records.append(
-            {
-                "id": f"countdown-{split}-{len(records):06d}",
-                "task": "countdown",
-                "prompt": countdown_prompt(numbers, target, prompt_style),
-                "numbers": numbers,
-                "target": target,
-                "answer": str(target),
-                "solution": solution,
-            }
-        )
+        records.append(countdown_record(len(records), split, numbers, target, prompt_style, solution))
     return records
 
 
@@ -140,12 +143,4 @@ def countdown_from_paper_row(row: dict, index: int, split: str = "test", prompt_
         target = int(float(row["output"]))
     except (KeyError, ValueError) as exc:
         raise ValueError(f"countdown row {index}: expected fields input='a,b,c' and output=<number> ({exc})") from None
-    return {
-        "id": f"countdown-{split}-{index:06d}",
-        "task": "countdown",
-        "prompt": countdown_prompt(numbers, target, prompt_style),
-        "numbers": numbers,
-        "target": target,
-        "answer": str(target),
-        "solution": "",
-    }
+    return countdown_record(index, split, numbers, target, prompt_style)

@@ -24,8 +24,8 @@ import numpy as np
 from ..io import sha256_file, write_jsonl
 from ..seeding import derive_seed
 from .build import load_countdown_test_file
-from .countdown import problem_key
-from .prompts import MATH_PAPER_SUFFIX, countdown_prompt, math_prompt
+from .countdown import countdown_record, problem_key
+from .prompts import MATH_PAPER_SUFFIX, math_prompt
 
 MATH500_SOURCE = "HuggingFaceH4/MATH-500"
 OPENR1_SOURCE = "open-r1/OpenR1-Math-220k"
@@ -247,18 +247,7 @@ def load_countdown_tasks(
     records = []
     for k, row_index in enumerate(chosen):
         numbers, target = problems[row_index]
-        records.append(
-            {
-                "id": f"countdown-{split}-{k:06d}",
-                "task": "countdown",
-                "prompt": countdown_prompt(numbers, target, prompt_style),
-                "numbers": numbers,
-                "target": target,
-                "answer": str(target),
-                "solution": "",
-                "source_row": row_index,
-            }
-        )
+        records.append({**countdown_record(k, split, numbers, target, prompt_style), "source_row": row_index})
     return records
 
 

@@ -63,7 +63,7 @@ def setup_training(
     trust = tuple(opts.get("trust_remote_code_for", []))
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
     tokenizer = load_tokenizer(base_model, trust)
-    model = load_model(base_model, trust)
+    model = load_model(base_model, trust, dtype=opts.get("dtype"))
     ids = token_ids(tokenizer, model.config, opts.get("mask_token_id"))
     ref_model = None
     if beta > 0:
@@ -164,6 +164,20 @@ def held_out_accuracy(
         out[f"eval_accuracy/{task}"] = sum(r["reward"] > 0.5 for r in rows) / len(rows)
     model.train(was_training)
     return out
+
+
+def log_eval(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, update: int, seed: int) -> None:
+    """Held-out accuracy for the training curves: before training, every ``cfg.eval_every`` updates, at the end."""
+    due = update in (0, cfg.updates) or (cfg.eval_every and update % cfg.eval_every == 0)
+    if eval_sets and due:
+        setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
+
+
+def end_of_update(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, update: int, seed: int) -> None:
+    """What follows every optimizer step in every trainer: evaluation when due, then a checkpoint."""
+    log_eval(setup, eval_sets, cfg, update, seed)
+    if update % cfg.checkpoint_every == 0 and update < cfg.updates:
+        checkpoint(setup, update)
 
 
 def load_eval_sets(files: dict[str, str], limit: int) -> dict[str, list[dict]]:

@@ -22,7 +22,7 @@ from ..models.forward import model_device
 from ..rewards import RewardCache
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import step_generator
-from .common import (checkpoint, clip_and_step, held_out_accuracy, load_eval_sets, save_final, setup_training,
+from .common import (clip_and_step, end_of_update, load_eval_sets, log_eval, save_final, setup_training,
                      token_logps)
 from .groups import build_sequences, generate_groups, sample_prompts, score_rows
 from .mdpo import _chunks
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class DiffuGRPOConfig:
     """Defaults are the local preset's; the paper's values (as re-run by the MDPO authors) in comments."""
 
-    updates: int = 60
+    updates: int = 100
     prompts_per_update: int = 8
     group_size: int = 6  # G; paper 6
     temperature: float = 0.1  # paper 0.1
@@ -53,7 +53,7 @@ class DiffuGRPOConfig:
     micro_batch: int = 512
     checkpoint_every: int = 10
     eval_every: int = 10
-    eval_problems: int = 128
+    eval_problems: int = 256
     eval_cell: dict = field(default_factory=dict)
     reward_processes: int = 0
     mixed_precision: str = "no"
@@ -141,8 +141,8 @@ def train_diffu_grpo(
     remasking, rcr_score = parse_remasking(cfg.remasking)
     settings = DecodeSettings(cfg.gen_length, cfg.block_length, cfg.steps, remasking, rcr_score, temperature=cfg.temperature)
     update = setup.start_update
-    if update == 0 and eval_sets:
-        setup.metrics.log(event="eval", update=0, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
+    if update == 0:
+        log_eval(setup, eval_sets, cfg, 0, seed)
     bar = tqdm(total=cfg.updates, initial=update, desc="diffu-grpo", mininterval=5)
     while update < cfg.updates:
         t0 = time.time()
@@ -191,10 +191,7 @@ def train_diffu_grpo(
                 seconds=step_time, reward_cache_hits=cache.hits, **stats_acc,
             )
             bar.set_postfix(reward=f"{float(rewards.mean()):.2f}", loss=f"{total_loss:.3f}")
-            if eval_sets and (update == cfg.updates or (cfg.eval_every and update % cfg.eval_every == 0)):
-                setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
-            if update % cfg.checkpoint_every == 0 and update < cfg.updates:
-                checkpoint(setup, update)
+            end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
     return {"updates": update}

@@ -28,7 +28,7 @@ from ..models.forward import model_device, supports_padding
 from ..rewards import RewardCache
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import derive_seed, step_generator
-from .common import (checkpoint, clip_and_step, held_out_accuracy, load_eval_sets, save_final, setup_training,
+from .common import (clip_and_step, end_of_update, load_eval_sets, log_eval, save_final, setup_training,
                      token_logps)
 from .groups import build_sequences, generate_groups, sample_prompts, score_trajectory
 
@@ -41,7 +41,7 @@ ROLLOUT_MODES = ("semi_ar", "pure_diff")
 class MDPOConfig:
     """Defaults are the local preset's; the paper's values are in the comments (DESIGN section 7)."""
 
-    updates: int = 60  # optimizer updates; compared with the baselines at equal updates
+    updates: int = 100  # optimizer updates; compared with the baselines at equal updates
     prompts_per_update: int = 8  # paper: 16 prompts per optimizer step
     group_size: int = 8  # G; paper 8
     top_k_steps: int = 8  # K; paper 8
@@ -62,7 +62,7 @@ class MDPOConfig:
     micro_batch: int = 512  # sequences per forward/backward (gradient accumulation beyond)
     checkpoint_every: int = 10
     eval_every: int = 10  # held-out accuracy every N updates (0 = only start and end)
-    eval_problems: int = 128
+    eval_problems: int = 256
     eval_cell: dict = field(default_factory=dict)  # decoding cell of the held-out evaluation
     reward_processes: int = 0
     mixed_precision: str = "no"
@@ -186,8 +186,8 @@ def train_mdpo(
     ids, model = setup.ids, setup.model
     P, G, K = min(cfg.prompts_per_update, len(records)), cfg.group_size, cfg.top_k_steps
     update = setup.start_update
-    if update == 0 and eval_sets:
-        setup.metrics.log(event="eval", update=0, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
+    if update == 0:
+        log_eval(setup, eval_sets, cfg, 0, seed)
     bar = tqdm(total=cfg.updates, initial=update, desc="mdpo", mininterval=5)
     while update < cfg.updates:
         t0 = time.time()
@@ -247,10 +247,7 @@ def train_mdpo(
                 reward_cache_hits=cache.hits, **stats_acc,
             )
             bar.set_postfix(reward=f"{float(final_r.mean()):.2f}", loss=f"{total_loss:.3f}")
-            if eval_sets and (update == cfg.updates or (cfg.eval_every and update % cfg.eval_every == 0)):
-                setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
-            if update % cfg.checkpoint_every == 0 and update < cfg.updates:
-                checkpoint(setup, update)
+            end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
     return {"updates": update}

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..io import read_jsonl
 from ..seeding import step_generator
-from .common import checkpoint, clip_and_step, held_out_accuracy, load_eval_sets, save_final, setup_training
+from .common import clip_and_step, end_of_update, load_eval_sets, log_eval, save_final, setup_training
 from .data import build_supervised
 from .diffusion_loss import masked_diffusion_loss
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SFTConfig:
-    updates: int = 60
+    updates: int = 100
     batch_size: int = 64
     lr: float = 1e-4  # paper 1e-5 (8B), 5 epochs over 3000 OpenR1 solutions
     warmup: int = 0
@@ -32,7 +32,7 @@ class SFTConfig:
     gen_length: int = 16
     checkpoint_every: int = 10
     eval_every: int = 10
-    eval_problems: int = 128
+    eval_problems: int = 256
     eval_cell: dict = field(default_factory=dict)
     mixed_precision: str = "no"
 
@@ -55,8 +55,8 @@ def train_sft(
     data = build_supervised(setup.tokenizer, records, cfg.gen_length, setup.ids, setup.chat_template, ", ".join(train_files))
     eval_sets = load_eval_sets(eval_files or {}, cfg.eval_problems)
     update = setup.start_update
-    if update == 0 and eval_sets:
-        setup.metrics.log(event="eval", update=0, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
+    if update == 0:
+        log_eval(setup, eval_sets, cfg, 0, seed)
     bar = tqdm(total=cfg.updates, initial=update, desc="sft", mininterval=5)
     while update < cfg.updates:
         t0 = time.time()
@@ -72,10 +72,7 @@ def train_sft(
         seconds = time.time() - t0
         setup.metrics.log(event="update", update=update, loss=float(loss.detach()), grad_norm=grad_norm,
                           trained_tokens=n_masked, tokens_per_s=n_masked / max(seconds, 1e-9), seconds=seconds)
-        if eval_sets and (update == cfg.updates or (cfg.eval_every and update % cfg.eval_every == 0)):
-            setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
-        if update % cfg.checkpoint_every == 0 and update < cfg.updates:
-            checkpoint(setup, update)
+        end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
     return {"updates": update}

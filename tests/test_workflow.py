@@ -1,0 +1,156 @@
+"""Integration: the real snakemake / dvc / papermill CLIs on the smoke preset, in temp copies.
+
+One smoke run is shared; every test that changes something works on its own `cp -a` copy of it.
+Rerun checks are dry runs (`snakemake -n`) that must schedule exactly the invalidated stages.
+"""
+
+from __future__ import annotations
+
+
+import pandas as pd
+import pytest
+
+from maskdiff.io import read_json
+from workflow_helpers import BIN, clone_tree, copy_project, planned_jobs, run, snakemake
+
+pytestmark = pytest.mark.slow
+SMOKE = ["--configfile", "config/presets/smoke.yaml"]
+DOWNSTREAM_OF_BASE = {"pretrain_base", "rollout_shard", "mine_answer_backslide", "train_sft", "train_diffu_grpo",
+                      "train_mdpo", "evaluate", "aggregate_sweep", "report", "all"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    work = copy_project(tmp_path_factory.mktemp("project"))
+    snakemake(work, *SMOKE, timeout=1200)
+    return work
+
+
+@pytest.fixture
+def copy(smoke_run, tmp_path):
+    return clone_tree(smoke_run, tmp_path / "copy")
+
+
+def test_smoke_dag_outputs(smoke_run):
+    work = smoke_run
+    manifest = read_json(work / "data/smoke/tasks/countdown/manifest.json")
+    assert manifest["files"]["test"]["count"] == 32
+    for model in ("base", "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff"):
+        assert (work / f"results/smoke/models/{model}/model.safetensors").is_file(), model
+        assert (work / f"results/smoke/models/{model}/metrics.jsonl").is_file(), model
+    sweep = pd.read_csv(work / "results/smoke/sweep.csv")
+    # 7 models x 2 tasks x 2 (block, steps) groups x 2 remasking rules.
+    assert len(sweep) == 7 * 2 * 2 * 2
+    assert set(sweep["remasking"]) == {"lcr", "rcr-max"}
+    assert sweep["accuracy"].between(0, 1).all()
+    assert (sweep["accuracy_ci_low"] <= sweep["accuracy"]).all() and (sweep["accuracy"] <= sweep["accuracy_ci_high"]).all()
+    assert (sweep["nfe_per_sequence"] == sweep["steps"]).all()
+    summary = pd.read_csv(work / "results/smoke/summary.csv")
+    assert set(summary["steps"]) == {16} and set(summary["block_length"]) == {16}
+    stats = read_json(work / "results/smoke/mining/countdown/stats.json")
+    assert stats["overall"]["n"] == 32 and stats["source"] == "rollouts"
+    assert len(list((work / "results/smoke/rollouts/countdown").glob("shard_*-of-2.jsonl"))) == 2
+    html = (work / "results/smoke/report.html").read_text()
+    for heading in ("paper", "Accuracy vs steps", "Answer Backslide", "Run summary", "Training"):
+        assert heading in html, heading
+    assert "Traceback" not in html
+    metrics = read_json(work / "results/smoke/metrics.json")
+    assert set(metrics) >= {"base", "mdpo"}
+
+
+def test_a_second_run_does_nothing(smoke_run):
+    assert planned_jobs(smoke_run, *SMOKE) == {}
+
+
+def test_b_grid_change_reruns_only_evaluation_and_report(copy):
+    preset = copy / "config/presets/smoke.yaml"
+    preset.write_text(preset.read_text().replace("    steps: [16]", "    steps: [8, 16]"))
+    jobs = planned_jobs(copy, *SMOKE)
+    assert set(jobs) == {"evaluate", "aggregate_sweep", "report", "all"}
+    assert jobs["evaluate"] == 7 * 2 * 2  # only the new (block, steps=8) groups, for every model and task
+
+
+def test_c_pretraining_change_reruns_everything_downstream_of_the_base_model(copy):
+    preset = copy / "config/presets/smoke.yaml"
+    preset.write_text(preset.read_text().replace("  steps: 30\n", "  steps: 30\n  lr: 0.001\n"))
+    jobs = planned_jobs(copy, *SMOKE)
+    assert set(jobs) == DOWNSTREAM_OF_BASE, jobs
+    assert "prepare_data" not in jobs
+
+
+def test_d_library_edit_reruns_the_stage_that_uses_it(copy):
+    mining = copy / "src/maskdiff/mining.py"
+    mining.write_text(mining.read_text() + "\n# an edit\n")
+    jobs = planned_jobs(copy, *SMOKE)
+    assert "mine_answer_backslide" in jobs and jobs["mine_answer_backslide"] == 2
+    assert not {"prepare_data", "pretrain_base", "rollout_shard"} & set(jobs), jobs
+    assert {"train_mdpo", "report"} <= set(jobs)
+
+
+def test_e_dvc_push_fresh_clone_pull_touch_round_trip(copy, tmp_path):
+    remote = tmp_path / "dvc-remote"
+    dvc = str(BIN / "dvc")
+    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org"]
+    run(["git", "init", "-q"], copy)
+    run([dvc, "remote", "add", "-f", "-d", "testremote", str(remote)], copy)
+    run([dvc, "commit", "-f", "dag@smoke"], copy)  # record the Snakemake-made outputs in dvc.lock + cache
+    run(["git", "add", "-A"], copy)
+    run([*git, "commit", "-q", "-m", "smoke run"], copy)
+    assert "results/smoke" not in run(["git", "ls-files"], copy).stdout, "outputs must not be in git"
+    run([dvc, "push"], copy)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
+    assert not (clone / "results/smoke").exists()
+    run([dvc, "pull"], clone)
+    assert (clone / "results/smoke/models/mdpo/model.safetensors").is_file()
+    status = run([dvc, "status", "dag@smoke"], clone).stdout
+    assert "changed" not in status, status
+    # Pulled files have fresh mtimes and no Snakemake metadata: record them as up to date.
+    snakemake(clone, *SMOKE, "--touch", "--forceall")
+    assert planned_jobs(clone, *SMOKE) == {}
+    preset = clone / "config/presets/smoke.yaml"
+    preset.write_text(preset.read_text().replace("    steps: [16]", "    steps: [8, 16]"))
+    assert set(planned_jobs(clone, *SMOKE)) == {"evaluate", "aggregate_sweep", "report", "all"}
+
+
+def test_dvc_exp_run_reruns_only_what_the_param_invalidates(copy):
+    dvc = str(BIN / "dvc")
+    run(["git", "init", "-q"], copy)
+    run([dvc, "commit", "-f", "dag@smoke"], copy)
+    run(["git", "add", "-A"], copy)
+    run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-q", "-m", "x"], copy)
+    base = copy / "results/smoke/models/base/model.safetensors"
+    mining = copy / "results/smoke/mining/countdown/stats.json"
+    before = (base.stat().st_mtime_ns, mining.stat().st_mtime_ns)
+    run([dvc, "exp", "run", "dag@smoke", "-S", "config/presets/smoke.yaml:evaluation.grid.steps=[8,16]"], copy, timeout=900)
+    assert (base.stat().st_mtime_ns, mining.stat().st_mtime_ns) == before, "upstream stages must not rerun"
+    sweep = pd.read_csv(copy / "results/smoke/sweep.csv")
+    assert set(sweep["steps"]) == {8, 16}
+
+
+def test_lint_is_clean(smoke_run):
+    snakemake(smoke_run, "--lint")
+
+
+def test_snakemake_report(smoke_run, tmp_path):
+    snakemake(smoke_run, *SMOKE, "--report", str(tmp_path / "report.zip"))
+    assert (tmp_path / "report.zip").stat().st_size > 10_000
+
+
+def test_bad_config_names_the_key(smoke_run, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: smoke\npretrain:\n  stepz: 3\n")
+    proc = snakemake(smoke_run, "-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "config key pretrain: unknown key(s) ['stepz']" in proc.stdout + proc.stderr
+
+
+def test_report_notebook_runs_outside_snakemake(tmp_path):
+    """The report notebook runs on the committed fixture with papermill and a real kernel."""
+    from workflow_helpers import ROOT
+
+    out = tmp_path / "report.ipynb"
+    run([str(BIN / "papermill"), "notebooks/report.ipynb", str(out), "-k", "maskdiff"], ROOT)
+    run([str(BIN / "jupyter"), "nbconvert", "--to", "html", str(out)], ROOT)
+    assert "Answer Backslide" in (tmp_path / "report.html").read_text()
