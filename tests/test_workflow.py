@@ -16,7 +16,7 @@ from workflow_helpers import BIN, clone_tree, copy_project, planned_jobs, run, s
 pytestmark = pytest.mark.slow
 SMOKE = ["--configfile", "config/presets/smoke.yaml"]
 DOWNSTREAM_OF_BASE = {"pretrain_base", "rollout_shard", "mine_answer_backslide", "train_sft", "train_diffu_grpo",
-                      "train_mdpo", "evaluate", "aggregate_sweep", "report", "all"}
+                      "train_mdpo", "evaluate", "aggregate_sweep", "report", "precision_model", "precision_report", "all"}
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +97,12 @@ def test_e_dvc_push_fresh_clone_pull_touch_round_trip(copy, tmp_path):
     run(["git", "add", "-A"], copy)
     run([*git, "commit", "-q", "-m", "smoke run"], copy)
     assert "results/smoke" not in run(["git", "ls-files"], copy).stdout, "outputs must not be in git"
-    run([dvc, "push"], copy)
+    run([dvc, "push", "dag@smoke"], copy)
 
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
     assert not (clone / "results/smoke").exists()
-    run([dvc, "pull"], clone)
+    run([dvc, "pull", "dag@smoke"], clone)
     assert (clone / "results/smoke/models/mdpo/model.safetensors").is_file()
     status = run([dvc, "status", "dag@smoke"], clone).stdout
     assert "changed" not in status, status

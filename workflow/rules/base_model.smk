@@ -5,6 +5,10 @@
 
 if config["model"]["source"] == "pretrained":
 
+    # Hub downloads run on the submitting host: cluster compute nodes often have no internet.
+    localrules:
+        fetch_base,
+
     rule fetch_base:
         input:
             code=library_code("models"),

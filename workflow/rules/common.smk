@@ -191,3 +191,16 @@ def eval_outputs(models=None):
     return expand(
         f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json", model=models or EVAL_MODELS, task=TASKS, group=cell_groups()
     )
+
+
+def dag_benchmarks():
+    """Benchmark files of every job the report summarises (stale files of older grids excluded)."""
+    b = f"{RESULTS}/benchmarks"
+    files = [f"{b}/prepare_data/{task}.tsv" for task in TASKS]
+    files.append(f"{b}/fetch_base.tsv" if config["model"]["source"] == "pretrained" else f"{b}/pretrain_base.tsv")
+    n = config["rollouts"]["shards"]
+    files += [f"{b}/rollout_shard/{task}/{i}-of-{n}.tsv" for task in ROLLOUT_TASKS for i in range(1, n + 1)]
+    files += [f"{b}/mine_answer_backslide/{task}.tsv" for task in TASKS]
+    files += [f"{b}/train/{model}.tsv" for model in TRAINED_MODELS]
+    files += expand(f"{b}/evaluate/{{model}}/{{task}}/{{group}}.tsv", model=EVAL_MODELS, task=TASKS, group=cell_groups())
+    return files + [f"{b}/aggregate_sweep.tsv"]

@@ -1,6 +1,13 @@
 # Stage 1: task datasets (generated for the local presets), one job per task.
 
 
+if config["data"]["source"] == "hub":
+
+    # Hub downloads run on the submitting host: cluster compute nodes often have no internet.
+    localrules:
+        prepare_data,
+
+
 rule prepare_data:
     input:
         hub_test_file,

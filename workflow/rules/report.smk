@@ -34,12 +34,14 @@ rule report:
         rollouts=[shard for task in ROLLOUT_TASKS for shard in rollout_shards(task)],
         paper_table="data/reference/mdpo_paper_table1.csv",
         models=expand(f"{RESULTS}/models/{{model}}", model=TRAINED_MODELS),
+        benchmarks=dag_benchmarks(),
     output:
         notebook=f"{RESULTS}/report/report.ipynb",
         html=report(f"{RESULTS}/report.html", category="Report", caption="../report/report.rst"),
     params:
         preset=PRESET,
         results=lambda w, input: os.path.dirname(input.sweep),
+        benchmarks=lambda w, input: as_json({"benchmark_files": list(input.benchmarks)}),
     resources:
         **stage_resources("report"),
     log:
@@ -52,6 +54,6 @@ rule report:
         "Rendering the report notebook to {output.html}"
     shell:
         "(papermill {input.notebook} {output.notebook} -k maskdiff --cwd . -p preset {params.preset}"
-        " -p results_dir {params.results} -p paper_table {input.paper_table}"
+        " -p results_dir {params.results} -p paper_table {input.paper_table} -y {params.benchmarks:q}"
         " && jupyter nbconvert --to html --no-input --output-dir $(dirname {output.html}) --output report {output.notebook}"
         ") > {log} 2>&1"

@@ -69,10 +69,10 @@ def generate_arithmetic(
     rng = random.Random(f"arithmetic/{seed}/{split}")
     seen = exclude if exclude is not None else set()
     records: list[dict] = []
-    tries = 0
+    stalled = 0  # draws since the last new problem: the space is exhausted when this grows large
     while len(records) < n:
-        tries += 1
-        if tries > max_tries_per_problem * max(n, 1):
+        stalled += 1
+        if stalled > max_tries_per_problem:
             raise RuntimeError(
                 f"arithmetic generator could only make {len(records)} of {n} distinct '{split}' problems; "
                 "widen max_number or add templates"
@@ -95,4 +95,5 @@ def generate_arithmetic(
                 "solution": answer,
             }
         )
+        stalled = 0
     return records

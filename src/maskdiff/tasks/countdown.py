@@ -111,10 +111,10 @@ def generate_countdown(
     rng = random.Random(f"countdown/{seed}/{split}")
     seen = exclude if exclude is not None else set()
     records: list[dict] = []
-    tries = 0
+    stalled = 0  # draws since the last new problem: the space is exhausted when this grows large
     while len(records) < n:
-        tries += 1
-        if tries > max_tries_per_problem * max(n, 1):
+        stalled += 1
+        if stalled > max_tries_per_problem:
             raise RuntimeError(
                 f"countdown generator could only make {len(records)} of {n} distinct '{split}' problems "
                 f"with {spec}; widen the number/target ranges or lower the split sizes"
@@ -133,6 +133,7 @@ def generate_countdown(
         if unique:
             seen.add(key)
         records.append(countdown_record(len(records), split, numbers, target, prompt_style, solution))
+        stalled = 0
     return records
 
 

@@ -1,0 +1,214 @@
+"""Integration: the smoke DAG through a real SLURM cluster (`snakemake --profile slurm`).
+
+tests/slurm/cluster.sh installs SLURM from Debian packages (if needed), starts a one-node cluster
+on this machine (partition `ci`, one fake GPU) and stops it again; the module fixture always stops
+it. Skipped only when not root or when the packages cannot be installed. Every job is a real
+`sbatch` submission by snakemake-executor-plugin-slurm; the tests check that against SLURM's own
+records (slurmctld log, `scontrol show job`) and the plugin's per-job logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow_helpers import BIN, ROOT, copy_project, project_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+CLUSTER = ROOT / "tests/slurm/cluster.sh"
+STATE = Path(os.environ.get("MASKDIFF_SLURM_STATE", "/tmp/maskdiff-slurm"))
+CTLD_LOG = STATE / "log/slurmctld.log"
+PARTITION = "ci"
+SMOKE = ["--configfile", "config/presets/smoke.yaml"]
+# The overrides a user would pass on their cluster. A command-line --default-resources replaces
+# the profile's whole block, hence runtime/mem_mb/cpus_per_task are repeated (smaller here).
+# Without slurmdbd any account name is accepted. Status checks start after 2 s (the profile's
+# 20 s is for real clusters); successful jobs keep their SLURM logs so they can be counted.
+SLURM_ARGS = ["--profile", "slurm", "--default-resources", f"slurm_partition={PARTITION}", "slurm_account=ci",
+              "runtime=30", "mem_mb=2000", "cpus_per_task=threads",
+              "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
+DAG_LIMIT = 1800  # seconds; `timeout -s INT` so that Snakemake cancels its SLURM jobs and exits
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
+
+
+def cluster(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def ctld_submissions() -> list[str]:
+    """Job ids of every batch submission slurmctld accepted (its log survives MinJobAge)."""
+    if not CTLD_LOG.exists():
+        return []
+    return re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", CTLD_LOG.read_text(errors="replace"))
+
+
+def scontrol_job(jobid: str) -> str:
+    return subprocess.run(["scontrol", "-d", "show", "job", jobid], capture_output=True, text=True, check=True).stdout
+
+
+def slurm_snakemake(workdir: Path, *args: str, limit: int = DAG_LIMIT) -> subprocess.CompletedProcess:
+    cmd = ["timeout", "-s", "INT", "-k", "60", str(limit), str(BIN / "snakemake"), *SLURM_ARGS, *args]
+    return subprocess.run(cmd, cwd=workdir, env=project_env(workdir), capture_output=True, text=True,
+                          timeout=limit + 120, stdin=subprocess.DEVNULL)
+
+
+def output_of(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout + proc.stderr
+
+
+def explain(proc: subprocess.CompletedProcess) -> str:
+    return f"snakemake exited {proc.returncode}:\n{output_of(proc)[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(request):
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test installs packages and starts slurmctld/slurmd/munged: needs root")
+    try:
+        install = cluster("install", timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        pytest.skip(f"SLURM packages could not be installed: {err}")
+    if install.returncode != 0:
+        pytest.skip(f"SLURM packages (slurm-wlm, munge) could not be installed:\n{install.stderr[-2000:]}")
+    # Registered before `start`, so even a half-started cluster is stopped.
+    request.addfinalizer(lambda: print(cluster("stop").stderr))
+    start = cluster("start")
+    assert start.returncode == 0, f"cluster.sh start failed:\n{start.stdout}\n{start.stderr}"
+    return STATE
+
+
+@dataclass
+class SlurmRun:
+    workdir: Path
+    proc: subprocess.CompletedProcess
+    seconds: float
+    submissions: list[str]  # SLURM job ids accepted by slurmctld during the run
+
+
+def slurm_project(dest: Path) -> Path:
+    """copy_project plus the root `slurm` link that `--profile slurm` resolves (./slurm)."""
+    work = copy_project(dest)
+    (work / "slurm").symlink_to("profiles/slurm")
+    return work
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory) -> SlurmRun:
+    work = slurm_project(tmp_path_factory.mktemp("slurm_project"))
+    before = ctld_submissions()
+    t0 = time.monotonic()
+    proc = slurm_snakemake(work, *SMOKE)
+    seconds = time.monotonic() - t0
+    submissions = ctld_submissions()[len(before):]
+    return SlurmRun(work, proc, seconds, submissions)
+
+
+def test_profile_dry_run_plans_jobs_without_a_cluster(tmp_path):
+    """`snakemake --profile slurm -n` from the root plans the DAG (no sbatch, no cluster needed)."""
+    work = slurm_project(tmp_path / "p")
+    proc = subprocess.run([str(BIN / "snakemake"), "--profile", "slurm", "-n", *SMOKE], cwd=work,
+                          env=project_env(work), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, explain(proc)
+    out = output_of(proc)
+    assert "Using profile slurm" in out
+    assert re.search(r"^total\s+\d+$", out, re.M), out[-3000:]
+    assert "slurm_partition=CHANGE_ME_partition" in out  # the placeholders reach the jobs
+
+
+def test_profile_never_sets_gpus():
+    """GPU requests come from the rules (the preset's resources); the profile must not override them."""
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["slurm-status-command"] == "squeue" and profile["slurm-requeue"] is True
+    defaults = profile["default-resources"]
+    assert {"slurm_partition", "slurm_account", "runtime", "mem_mb", "cpus_per_task"} <= set(defaults)
+    assert not {"gpu", "gpu_model", "gres", "gpus"} & set(defaults)
+    assert "gpu" not in str(profile.get("set-resources", "")) and "slurm_extra" not in str(profile)
+    assert (ROOT / "slurm").resolve() == (ROOT / "profiles/slurm").resolve()
+    assert (ROOT / "local").resolve() == (ROOT / "profiles/local").resolve()
+
+
+def test_smoke_dag_runs_through_sbatch(slurm_run, capsys, record_property):
+    run = slurm_run
+    out = output_of(run.proc)
+    assert run.proc.returncode == 0, explain(run.proc)
+    work = run.workdir
+    assert (work / "results/smoke/summary.csv").stat().st_size > 0
+    assert "<html" in (work / "results/smoke/report.html").read_text(errors="replace").lower()
+    if "precision_report" in out:
+        assert (work / "results/smoke/precision.html").stat().st_size > 0
+
+    done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", out)
+    assert done, out[-3000:]
+    jobs_run = int(done[-1][0])
+    # Every job but the `all` target (no shell command, handled by Snakemake itself) is one sbatch.
+    expected = jobs_run - 1
+    reported = SUBMITTED.findall(out)
+    slurm_logs = sorted((work / ".snakemake/slurm_logs").rglob("*.log"))
+    assert len(reported) == expected, f"{len(reported)} submissions reported for {jobs_run} jobs"
+    assert sorted(run.submissions, key=int) == sorted(reported, key=int), "slurmctld saw other submissions"
+    assert len(slurm_logs) == expected and {p.stem for p in slurm_logs} == set(reported)
+
+    with capsys.disabled():
+        print(f"\n[slurm] smoke DAG through SLURM: {run.seconds:.0f} s wall, {jobs_run} jobs, "
+              f"{len(reported)} sbatch submissions (slurmctld: {len(run.submissions)}, "
+              f"plugin logs: {len(slurm_logs)})")
+    record_property("slurm_wall_seconds", round(run.seconds, 1))
+    record_property("slurm_submitted_jobs", len(reported))
+
+
+def test_a_second_slurm_run_submits_nothing(slurm_run):
+    assert slurm_run.proc.returncode == 0, explain(slurm_run.proc)
+    before = ctld_submissions()
+    proc = slurm_snakemake(slurm_run.workdir, *SMOKE, limit=300)
+    assert proc.returncode == 0, explain(proc)
+    assert "Nothing to be done" in output_of(proc)
+    assert ctld_submissions() == before
+
+
+def run_gpu_job(run: SlurmRun, *extra: str) -> tuple[str, str, str]:
+    """Rerun only the SFT trainer with a GPU request; return (sbatch line, jobid, scontrol output)."""
+    assert run.proc.returncode == 0, explain(run.proc)
+    # `--` ends the options: --forcerun/--set-resources take any number of values.
+    proc = slurm_snakemake(run.workdir, *extra, "--verbose", "--forcerun", "train_sft", "--",
+                           "results/smoke/models/sft", limit=600)
+    out = output_of(proc)
+    assert proc.returncode == 0, explain(proc)
+    calls = [line[line.index("sbatch --"):] for line in out.splitlines() if "sbatch call:" in line]
+    assert len(calls) == 1 and "rule_train_sft" in calls[0], calls
+    (jobid,) = SUBMITTED.findall(out)
+    return calls[0], jobid, scontrol_job(jobid)
+
+
+def test_gpu_request_from_the_preset_reaches_slurm(slurm_run, tmp_path, capsys):
+    """The training rules take `gpu` from the preset's resources; SLURM schedules it on the fake GPU."""
+    extra = tmp_path / "one_gpu.yaml"
+    extra.write_text("resources:\n  train: {gpu: 1, runtime: 30}\n")
+    sbatch, jobid, job = run_gpu_job(slurm_run, "--configfile", "config/presets/smoke.yaml", str(extra))
+    with capsys.disabled():
+        print(f"\n[slurm] GPU job {jobid}: {sbatch[:sbatch.index(' --wrap=')]}")
+    assert " --gpus=1" in sbatch and f" -p {PARTITION}" in sbatch and " -t 30" in sbatch
+    assert "JobState=COMPLETED" in job and f"Partition={PARTITION}" in job
+    assert re.search(r"TresPerJob=\S*gres:gpu:1", job), job
+    assert "JOB_GRES=gpu:fake:1" in job, job  # the node's (fake) GPU was allocated to the job
+    assert re.search(rf"sched: Allocate JobId={jobid} ", CTLD_LOG.read_text(errors="replace"))
+
+
+def test_gpu_model_from_set_resources_reaches_slurm(slurm_run, capsys):
+    """The profile's documented gpu_model route (`--set-resources rule:gpu_model=...`)."""
+    sbatch, jobid, job = run_gpu_job(slurm_run, *SMOKE, "--set-resources", "train_sft:gpu=1",
+                                     "train_sft:gpu_model=fake")
+    with capsys.disabled():
+        print(f"\n[slurm] GPU job {jobid}: {sbatch[:sbatch.index(' --wrap=')]}")
+    assert " --gpus=fake:1" in sbatch
+    assert "JobState=COMPLETED" in job and re.search(r"TresPerJob=\S*gres:gpu:fake:1", job), job
+    assert "JOB_GRES=gpu:fake:1" in job, job
