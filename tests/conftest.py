@@ -7,7 +7,9 @@ import torch
 
 from maskdiff.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, token_ids
 
-torch.set_num_threads(2)
+# One intra-op thread: the tensors in unit tests are tiny, and with two threads on a shared,
+# loaded 2-core machine every op can wait ~10 ms on a thread barrier (measured 31 s vs 0.25 s).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

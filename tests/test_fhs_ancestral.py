@@ -28,16 +28,6 @@ SAMPLES = 20_000
 TV_BOUND = 0.025
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: with 2 intra-op threads on a shared, loaded CPU every op can wait ~10 ms on a
-    thread barrier (measured: 31 s vs 0.25 s for the model study below); one thread avoids it."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def toy_joint() -> torch.Tensor:
     """A strongly dependent joint p(x1, x2, x3): mostly 'all equal' plus a fixed random part."""
     g = torch.Generator().manual_seed(7)

@@ -39,16 +39,6 @@ from maskdiff.tasks.countdown import generate_countdown
 G = 2.0**-24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: with 2 intra-op threads on a shared, loaded CPU every op can wait ~10 ms on a
-    thread barrier (measured: 31 s vs 0.25 s for the model study below); one thread avoids it."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # ---------------------------------------------------------------- analytic model vs exact fp32 arithmetic
 @pytest.mark.parametrize("x", [0.5, 2.0, 6.0])
 def test_lattice_formula_matches_exhaustive_fp32_two_classes(x):

@@ -48,6 +48,7 @@ else:
             seed=config["seed"],
             checkpoint_dir=f"{RESULTS}/checkpoints/base",
         threads: config["pretrain"]["threads"]
+        priority: 100  # on the critical path: start it before the independent precision study
         resources:
             **stage_resources("base_model"),
         log:

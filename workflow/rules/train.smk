@@ -19,6 +19,7 @@ rule train_sft:
         seed=config["seed"],
         checkpoint_dir=f"{RESULTS}/checkpoints/sft",
     threads: config["training"]["threads"]
+    priority: 50
     resources:
         **stage_resources("train"),
     log:
@@ -51,6 +52,7 @@ rule train_diffu_grpo:
         seed=config["seed"],
         checkpoint_dir=f"{RESULTS}/checkpoints/diffu_grpo",
     threads: config["training"]["threads"]
+    priority: 50
     resources:
         **stage_resources("train"),
     log:
@@ -84,6 +86,7 @@ rule train_mdpo:
         checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.mdpo_variant}",
         fallback=mdpo_fallback,
     threads: config["training"]["threads"]
+    priority: 50
     resources:
         **stage_resources("train"),
     log:
