@@ -132,6 +132,35 @@ def test_fhs_times_decrease_and_follow_the_schedule(joint, schedule):
     assert torch.allclose(observed, expected, atol=0.03)
 
 
+def test_fhs_unmasks_a_uniformly_chosen_position():
+    """The first position to unmask (the latest time) is uniform over the L positions, whatever the
+    network predicts: a chi-square test on 6000 rows of a length-6 sequence."""
+    from scipy import stats
+
+    rows, length = 6000, 6
+    out = first_hitting_sample(FixedLogits(), empty_prompts(rows), length, TOY_IDS, step_generator(8, "uniform"))
+    first = out.unmask_times.argmax(dim=-1)
+    counts = torch.bincount(first, minlength=length).numpy()
+    assert stats.chisquare(counts).pvalue > 0.001, counts
+    last = out.unmask_times.argmin(dim=-1)  # and so is the last one
+    assert stats.chisquare(torch.bincount(last, minlength=length).numpy()).pvalue > 0.001
+
+
+def test_fhs_every_hitting_time_has_the_order_statistic_law():
+    """Linear schedule: with n masks left at time tau_n, the next time is tau_n * u^(1/n), so
+    (tau_{n-1} / tau_n)^n must be U(0, 1) for every n (Kolmogorov-Smirnov, 4000 rows)."""
+    from scipy import stats
+
+    rows, length = 4000, 5
+    out = first_hitting_sample(FixedLogits(), empty_prompts(rows), length, TOY_IDS, step_generator(9, "order"))
+    ordered = out.unmask_times.sort(dim=-1, descending=True).values  # tau_{L-1}, tau_{L-2}, ..., tau_0
+    previous = torch.cat([torch.ones(rows, 1, dtype=torch.float64), ordered[:, :-1]], dim=1)
+    for j in range(length):
+        n = length - j  # masks left before this hit
+        ratio = (ordered[:, j] / previous[:, j]) ** n
+        assert stats.kstest(ratio.numpy(), "uniform").pvalue > 0.001, f"hit {j} (n = {n})"
+
+
 def test_schedule_inverse_roundtrip():
     t = torch.tensor([1e-9, 1e-3, 0.25, 0.5, 0.999, 1.0], dtype=torch.float64)
     for schedule in ("linear", "cosine"):
@@ -217,6 +246,24 @@ def test_ancestral_no_call_in_a_step_where_nothing_unmasked():
     assert torch.equal(out.sequences, plain.sequences)
     assert len(calls) == 2 and 0 < calls[1] < rows  # the rows still masked (about half) again
     assert not bool((out.completions == MASK).any())
+
+
+@pytest.mark.parametrize("precision,dtype", [("fp32", torch.float32), ("fp64", torch.float64)])
+def test_ancestral_draws_in_the_requested_precision(monkeypatch, precision, dtype):
+    """The step's categorical over vocabulary + mask is formed and drawn in the sampling precision
+    (the truncation itself is tested on sample_categorical_mdlm and in the precision study)."""
+    import maskdiff.sampling.ancestral as anc
+
+    seen = []
+    real = anc.sample_categorical_mdlm
+
+    def spy(q, p, generator=None):
+        seen.append((q.dtype, p))
+        return real(q, p, generator)
+
+    monkeypatch.setattr(anc, "sample_categorical_mdlm", spy)
+    ancestral_sample(FixedLogits(), empty_prompts(8), 2, TOY_IDS, 5, step_generator(10, "dtype"), precision=precision)
+    assert seen and all(s == (dtype, precision) for s in seen)
 
 
 def test_ancestral_fp32_runs_and_prompts_are_kept(tiny_model, ids):

@@ -64,10 +64,10 @@ def test_bad_settings_are_named(kwargs, match):
 # ---------------------------------------------------------------- LCR oracle
 def llada_generate_oracle(model, prompt: torch.Tensor, gen_length, block_length, steps, mask_id):
     """LLaDA's published generate() written from its description, one sequence at a time:
-    greedy x0 = argmax, confidence = softmax prob (float64) of x0, positions beyond the current
-    block and already-decoded positions get -inf, the top-k (k from the even split of the block's
-    masks) are committed. One deliberate difference, mirrored from the engine: the [MASK] token
-    itself is never predicted (its logit is -inf)."""
+    greedy x0 = argmax, confidence = softmax prob (float64, over the whole vocabulary) of x0,
+    positions beyond the current block and already-decoded positions get -inf, the top-k (k from
+    the even split of the block's masks) are committed. One deliberate difference, mirrored from
+    the engine: the [MASK] token itself is never predicted (excluded from the argmax only)."""
     x = torch.cat([prompt, torch.full((gen_length,), mask_id, dtype=torch.long)])
     p_len = prompt.numel()
     num_blocks = gen_length // block_length
@@ -78,10 +78,11 @@ def llada_generate_oracle(model, prompt: torch.Tensor, gen_length, block_length,
         base, rem = divmod(n_masked, steps_per_block)
         ks = [base + (1 if i < rem else 0) for i in range(steps_per_block)]
         for k in ks:
-            logits = model(input_ids=x[None]).logits[0].clone()
-            logits[:, mask_id] = -math.inf
-            x0 = logits.argmax(-1)
+            logits = model(input_ids=x[None]).logits[0]
             probs = torch.softmax(logits.double(), dim=-1)
+            no_mask = logits.clone()
+            no_mask[:, mask_id] = -math.inf
+            x0 = no_mask.argmax(-1)
             x0_p = probs[torch.arange(x.numel()), x0]
             x0_p[block_end:] = -math.inf
             is_mask = x == mask_id
@@ -102,6 +103,27 @@ def test_lcr_matches_llada_oracle(tiny_model, ids, gen_length, block_length, ste
     for row in range(prompts.shape[0]):
         expected = llada_generate_oracle(tiny_model, prompts[row], gen_length, block_length, steps, ids.mask)
         assert torch.equal(out.sequences[row], expected), f"row {row} differs"
+
+
+def test_lcr_confidence_keeps_mask_in_the_normaliser():
+    """LLaDA ranks positions by softmax(logits)[x0] with [MASK] in the denominator: a position whose
+    mask logit is high is not confident even if it prefers one real token among the others."""
+    from types import SimpleNamespace
+
+    toy = SimpleNamespace(mask=2, pad=3, eos=3)
+    # V = 3 (tokens 0, 1 and the mask 2). Position 0: token 0 vs a strong mask logit; position 1: token 0, no mask mass.
+    scripted = torch.tensor([[2.0, 0.0, 5.0], [1.5, 0.0, -10.0]])
+
+    def forward(model, x, attention_mask=None):
+        logits = torch.zeros(x.shape[0], x.shape[1], 3)
+        logits[:, -2:] = scripted
+        return logits
+
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    out = generate(None, prompt, DecodeSettings(2, 2, 2, remasking="lcr"), toy, forward=forward, record_trajectory=True)
+    after_first = out.trajectory.x_t[1, 0].tolist()
+    assert after_first == [2, 0], "position 1 (p = 0.82 with the mask in the normaliser) goes first, not 0 (p = 0.05)"
+    assert out.completions[0].tolist() == [0, 0]
 
 
 def test_padded_batch_equals_unpadded_rows(tiny_model, ids):
@@ -137,6 +159,66 @@ def test_rcr_respects_prompt_future_blocks_and_schedule(tiny_model, ids, rcr_sco
         expected_left = block_length - int(counts[: step + 1].sum())
         masks_left = (after[:, ~future] == ids.mask).sum(-1)
         assert masks_left.tolist() == [expected_left] * prompts.shape[0], f"step {t}"
+
+
+def rcr_oracle(logits_per_call, gen_length, block_length, steps, rcr_score, mask_id):
+    """RCR from the MDPO paper's description, one sequence, plain Python: at each step fill every
+    masked position of the current and earlier blocks with its argmax, update its score (running
+    max of its confidences, or the latest one), then, unless it is the block's last step, re-mask
+    the lowest-scoring positions of the current and earlier blocks (ties: lower position first)
+    so that the scheduled number of masks remains. Returns the state after every step."""
+    x, score, states = [mask_id] * gen_length, [-math.inf] * gen_length, []
+    per_block = steps // (gen_length // block_length)
+    for call, logits in enumerate(logits_per_call):
+        block, step = divmod(call, per_block)
+        started = range((block + 1) * block_length)
+        probs = torch.softmax(logits.double(), dim=-1)
+        for i in started:
+            if x[i] == mask_id:
+                token = int(logits[i, :mask_id].argmax())  # the mask is the last id here
+                x[i] = token
+                conf = float(probs[i, token])
+                score[i] = max(score[i], conf) if rcr_score == "max" else conf
+        if step < per_block - 1:
+            base, rem = divmod(block_length, per_block)
+            left = block_length - sum(base + (j < rem) for j in range(step + 1))
+            for i in sorted(started, key=lambda i: (score[i], i))[:left]:
+                x[i] = mask_id
+        states.append(list(x))
+    return states
+
+
+@pytest.mark.parametrize("rcr_score", ["max", "latest"])
+def test_rcr_remasks_exactly_the_lowest_scores_across_blocks(rcr_score):
+    """Scripted logits (random, a fresh set per network call): the engine's states equal the
+    oracle's, step by step, for a semi-AR run where earlier-block positions compete for re-masking."""
+    from types import SimpleNamespace
+
+    vocab, mask, gen_length, block_length, steps = 6, 6, 6, 3, 6
+    toy = SimpleNamespace(mask=mask, pad=0, eos=0)
+    g = torch.Generator().manual_seed(11)
+    script = [torch.randn(gen_length, vocab + 1, generator=g) * 2 for _ in range(steps)]
+    calls = []
+
+    def forward(model, x, attention_mask=None):
+        logits = script[len(calls)]
+        calls.append(x.clone())
+        return torch.cat([torch.zeros(x.shape[0], 1, vocab + 1), logits.expand(x.shape[0], -1, -1)], dim=1)
+
+    settings = DecodeSettings(gen_length, block_length, steps, remasking="rcr", rcr_score=rcr_score)
+    out = generate(None, torch.zeros((2, 1), dtype=torch.long), settings, toy, forward=forward, record_trajectory=True)
+    states = torch.cat([out.trajectory.x_t[1:].long(), out.completions[None]], dim=0)[:, 0]
+    expected = rcr_oracle(script, gen_length, block_length, steps, rcr_score, mask)
+    assert states.tolist() == expected
+    # the scripted run re-masks a first-block position while decoding the second block
+    second_block = torch.tensor(expected[steps // 2 : -1])
+    assert bool((second_block[:, :block_length] == mask).any())
+
+
+def test_rcr_max_and_latest_differ_on_the_scripted_run():
+    g = torch.Generator().manual_seed(11)
+    script = [torch.randn(6, 7, generator=g) * 2 for _ in range(6)]
+    assert rcr_oracle(script, 6, 3, 6, "max", 6) != rcr_oracle(script, 6, 3, 6, "latest", 6)
 
 
 def test_rcr_can_revise_earlier_tokens(tiny_model, ids):

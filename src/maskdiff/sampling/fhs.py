@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.forward import forward_logits
+from ..models.forward import forward_logits, model_device
 from ..models.loading import TokenIds
 from .categorical import gumbel_argmax, precision_dtype
 
@@ -113,9 +113,10 @@ def first_hitting_sample(
         raise ValueError(f"gen_length and tokens_per_call must be >= 1, got {gen_length}, {tokens_per_call}")
     _check_schedule(schedule)
     dtype = precision_dtype(precision)
-    x, full_mask = initial_state(prompt_ids, gen_length, ids, attention_mask)
+    device = model_device(model) if isinstance(model, torch.nn.Module) else prompt_ids.device
+    x, full_mask = initial_state(prompt_ids.to(device), gen_length, ids, attention_mask)
     batch, prompt_len = prompt_ids.shape
-    device = x.device
+    draw_device = generator.device if generator is not None else torch.device("cpu")
     # Track log(1 - alpha(tau)) rather than tau: products of u^{1/n} stay exact in log space.
     log_masked = torch.zeros(batch, dtype=torch.float64)
     times = torch.full((batch, gen_length), float("nan"), dtype=torch.float64)
@@ -125,14 +126,14 @@ def first_hitting_sample(
         logits = forward(model, x, full_mask)[:, prompt_len:]
         nfe += 1
         gen = x[:, prompt_len:]
-        keys = torch.rand(gen.shape, dtype=torch.float64, generator=generator).to(device)
+        keys = torch.rand(gen.shape, dtype=torch.float64, generator=generator, device=draw_device).to(device)
         keys = torch.where(gen == ids.mask, keys, torch.full_like(keys, -1.0))
         chosen = keys.argsort(dim=-1, descending=True)[:, :k]  # [B, k], a uniform random order
         picked = logits.gather(1, chosen.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         tokens = gumbel_argmax(exclude_mask_logit(picked, ids.mask, dtype), temperature, precision, generator)
         x[:, prompt_len:] = gen.scatter(1, chosen, tokens.to(gen.dtype))
 
-        u = torch.rand((batch, k), dtype=torch.float64, generator=generator)
+        u = torch.rand((batch, k), dtype=torch.float64, generator=generator, device=draw_device).cpu()
         n_left = remaining - torch.arange(k, dtype=torch.float64)  # masks left before each hit
         log_masked_k = log_masked.unsqueeze(-1) + torch.cumsum(torch.log(u) / n_left, dim=-1)
         times.scatter_(1, chosen.cpu(), time_of_masked_fraction(torch.exp(log_masked_k), schedule))

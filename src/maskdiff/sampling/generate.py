@@ -26,7 +26,7 @@ import torch
 
 from ..models.forward import forward_logits, model_device
 from ..models.loading import TokenIds
-from .categorical import PRECISIONS, gumbel_argmax, token_confidence
+from .categorical import PRECISIONS, gumbel_argmax
 from .schedules import SCHEDULES, transfer_counts
 
 REMASKING = ("lcr", "rcr", "random")
@@ -151,17 +151,20 @@ def generate(
         counts = transfer_counts(n_block.cpu(), s.steps_per_block, s.schedule).to(device)  # [B, S]
         masks_left = n_block.unsqueeze(-1) - counts.cumsum(dim=-1)  # masks remaining after each step
         for step in range(s.steps_per_block):
-            logits = forward(model, x, full_mask)[:, prompt_len:]
+            # One float64 copy of the logits serves the confidences and (fp64) the draw.
+            logits = forward(model, x, full_mask)[:, prompt_len:].to(torch.float64, copy=True)
             nfe += 1
+            # Confidence = probability of the prediction under the full softmax, [MASK] included
+            # in the normaliser, as in LLaDA's generate().
+            log_norm = torch.logsumexp(logits, dim=-1)
             if ids.mask < logits.shape[-1]:
-                # [MASK] is never a prediction. LLaDA's generate() does not exclude it, so it could
-                # "commit" a mask and leave holes; this is the engine's only deviation from it.
-                logits = logits.clone()
+                # [MASK] is never a prediction. LLaDA's generate() does not exclude it from the
+                # argmax, so it could "commit" a mask and leave a hole: the engine's one deviation.
                 logits[..., ids.mask] = float("-inf")
             gen = x[:, prompt_len:]
             masked = gen == ids.mask
             predicted = gumbel_argmax(logits, s.temperature, s.precision, generator)
-            confidence = token_confidence(logits, predicted)
+            confidence = torch.exp(logits.gather(-1, predicted.unsqueeze(-1)).squeeze(-1) - log_norm)
             x0_hat = torch.where(masked, predicted, gen)
             if record_trajectory:
                 dtype = compact_int_dtype(logits.shape[-1])
