@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.lock
+	DS_BUILD_OPS=0 $(BIN)/pip install -q -r requirements.lock  # DeepSpeed builds its ops just in time, not at install
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name maskdiff --display-name "maskdiff (.venv)" > /dev/null
 	touch $(STAMP)

@@ -31,12 +31,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 ENV_FILES = sorted(p for p in ENVS.glob("*.y*ml") if p.suffix in {".yaml", ".yml"})
 
 # Pinned in an env but deliberately absent from requirements.lock, the lock of the CPU machines.
-NOT_IN_LOCK = {
-    "paper-gpu.yaml": {
-        "deepspeed": "GPU training (ZeRO-2 via accelerate) on the cluster only",
-        "ninja": "DeepSpeed's just-in-time op builds",
-    },
-}
+NOT_IN_LOCK: dict[str, dict[str, str]] = {}
 
 
 # --------------------------------------------------------------------------- parsing

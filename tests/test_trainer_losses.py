@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from maskdiff.train.diffu_grpo import completion_mask, group_advantages, grpo_loss, masked_inputs
+from maskdiff.train.diffu_grpo import DiffuGRPOConfig, completion_mask, group_advantages, grpo_loss, masked_inputs
 from maskdiff.train.mdpo import MDPOConfig, mdpo_loss, select_steps, step_advantages, step_scores, token_weights
 
 
@@ -118,5 +118,37 @@ def test_masked_inputs_masks_prompt_with_p_and_completion_fully():
 def test_mdpo_config_validation():
     with pytest.raises(ValueError, match="rollout_modes"):
         MDPOConfig(rollout_modes=("zigzag",))
-    with pytest.raises(ValueError, match="multiple of mu"):
-        MDPOConfig(mu=3, checkpoint_every=10)
+    with pytest.raises(ValueError, match="multiples of mu"):
+        MDPOConfig(mu=3, updates=9, checkpoint_every=10)
+    with pytest.raises(ValueError, match="multiples of mu"):
+        MDPOConfig(mu=2, updates=5, checkpoint_every=2)  # 3 rollout batches would give 6 updates
+    with pytest.raises(ValueError, match="multiples of mu"):
+        DiffuGRPOConfig(mu=2, updates=5, checkpoint_every=2)
+
+
+def test_mdpo_training_samples_pair_state_target_weight_and_advantage_of_one_rollout_step():
+    """Each training row must take x_t, x0_hat_t, conf_t and A[p, g, t] from the same (p, g, t)."""
+    from types import SimpleNamespace
+
+    from maskdiff.train.mdpo import training_samples
+
+    P, G, T, L, mask = 2, 3, 4, 5, 99
+    # Encode (step, row) in the tensors so every gathered value says where it came from.
+    step = torch.arange(T).view(T, 1, 1).expand(T, P * G, L)
+    row = torch.arange(P * G).view(1, P * G, 1).expand(T, P * G, L)
+    code = step * 10 + row
+    x_t = torch.where(torch.arange(L) < 2, code, torch.full_like(code, mask))  # 3 masked positions per state
+    rollout = SimpleNamespace(x_t=x_t, x0_hat=code + 1000, confidence=(code.float() + 1) / 100)
+    adv = torch.arange(P * G * T, dtype=torch.float32).view(P, G, T)
+    chosen = torch.tensor([[3, 1], [0, 2]])  # K = 2 steps per prompt
+    x, targets, weights, sample_adv, p_idx = training_samples(rollout, adv, chosen, mask)
+    assert x.shape == (P * 2 * G, L) and p_idx.tolist() == [0] * 6 + [1] * 6
+    for m in range(P * 2 * G):
+        p, k, g = m // (2 * G), (m // G) % 2, m % G
+        t, r = int(chosen[p, k]), p * G + g
+        assert x[m, 0] == t * 10 + r and (x[m, 2:] == mask).all()
+        assert (targets[m] == t * 10 + r + 1000).all()
+        assert sample_adv[m] == adv[p, g, t]
+        lam = L / 3  # lambda_t = L / #masked
+        assert weights[m, :2].eq(0).all()
+        assert torch.allclose(weights[m, 2:], torch.full((3,), lam * (t * 10 + r + 1) / 100))

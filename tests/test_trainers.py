@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -55,6 +57,24 @@ def _interrupted(train, *args, **kwargs):
         common.save_checkpoint = real
 
 
+def _interrupted_after_update(train, module, update, *args, **kwargs):
+    """Run ``train`` and kill it right after update ``update`` was logged (past a checkpoint, so the
+    metrics log holds records that the resumed job must not duplicate)."""
+    real = module.end_of_update
+
+    def end_then_die(setup, eval_sets, cfg, done, seed):
+        real(setup, eval_sets, cfg, done, seed)
+        if done == update:
+            raise KeyboardInterrupt
+
+    module.end_of_update = end_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(*args, **kwargs)
+    finally:
+        module.end_of_update = real
+
+
 def _weights(path):
     return {k: v.clone() for k, v in load_model(str(path)).state_dict().items()}
 
@@ -81,6 +101,14 @@ def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatc
 
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a), "resume must reproduce the uninterrupted run exactly"
+    # Killed after update 3 (one past the checkpoint at 2): update 3 is redone, logged once.
+    module = importlib.import_module(train.__module__)
+    _interrupted_after_update(train, module, 3, str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "never"),
+                              str(tmp_path / "ck3"), cfg, **args)
+    train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "resumed3"), str(tmp_path / "ck3"), cfg, **args)
+    c = _weights(tmp_path / "resumed3")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert [r["update"] for r in read_jsonl(tmp_path / "resumed3" / "metrics.jsonl") if r.get("event") == "update"] == [1, 2, 3, 4]
     base = _weights(world / "base")
     assert any(not torch.equal(a[k], base[k]) for k in a), "training must change the weights"
     log = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
@@ -93,6 +121,9 @@ def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatc
         # mu = 2: the second update of a rollout batch uses real old log-probs, so the ratio moves off 1.
         assert any(u["ratio_mean"] != pytest.approx(1.0, abs=1e-9) for u in updates[1::2])
         assert all(u["ratio_mean"] == pytest.approx(1.0, abs=1e-6) for u in updates[0::2])
+        # Before the first step the policy is the reference: the KL is exactly 0 only if the
+        # reference scores the very same inputs (diffu-GRPO: the same prompt mask).
+        assert updates[0]["kl"] == 0.0
 
 
 def test_changed_config_does_not_resume(world, tmp_path):

@@ -38,11 +38,13 @@ def project_env(workdir: Path) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(workdir / "src")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed on machines without GPUs, without its detection warning
     return env
 
 
-def run(cmd: list[str], workdir: Path, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=workdir, env=project_env(workdir), capture_output=True, text=True, timeout=timeout)
+def run(cmd: list[str], workdir: Path, timeout: int = 900, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=workdir, env=project_env(workdir) | (env or {}), capture_output=True, text=True,
+                          timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

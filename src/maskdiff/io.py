@@ -41,17 +41,38 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp_path
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp_path, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp_path, path)
+        replace_dir(tmp_path, path)
     except BaseException:
         shutil.rmtree(tmp_path, ignore_errors=True)
         raise
+
+
+def _old_copy(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def replace_dir(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Move directory ``src`` onto ``dest``. A directory cannot be renamed over another, so the old
+    one is first moved aside to ``.<name>.old``; a kill between the two renames leaves that copy,
+    which :func:`recover_dir` puts back."""
+    src, dest = Path(src), Path(dest)
+    if dest.exists():
+        old = _old_copy(dest)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+        os.replace(src, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dest)
+
+
+def recover_dir(path: str | os.PathLike) -> Path:
+    """``path``, restored from the copy :func:`replace_dir` moved aside if a kill interrupted it."""
+    path = Path(path)
+    old = _old_copy(path)
+    if not path.exists() and old.is_dir():
+        os.replace(old, path)
+    return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -92,6 +113,14 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def truncate_metrics(path: str | os.PathLike, last: int, key: str = "update") -> None:
+    """Drop the records of a metrics log logged after ``last`` (by ``key``): a job resumed from the
+    checkpoint at ``last`` logs them again."""
+    path = Path(path)
+    if path.exists():
+        write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in read_jsonl(path) if r.get(key, 0) <= last))
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -107,6 +136,16 @@ def sha256_files(paths: Iterable[str | os.PathLike]) -> str:
         h.update(p.encode())
         h.update(sha256_file(p).encode())
     return h.hexdigest()
+
+
+class NullLogger:
+    """Stands in for :class:`JsonlLogger` on processes that must not write (non-main ranks)."""
+
+    def log(self, **record: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class JsonlLogger:

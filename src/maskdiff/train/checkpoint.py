@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..io import atomic_dir, read_json, sha256_file, write_json
+from ..io import atomic_dir, read_json, recover_dir, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -61,6 +61,20 @@ def save_checkpoint(
         write_json(tmp / "progress.json", progress)
 
 
+def read_progress(ckpt_dir: str | Path, fingerprint: str | None = None) -> dict | None:
+    """``progress.json`` of the run's checkpoint, or None when there is none of this run (none at
+    all, or one whose fingerprint differs: a different experiment). A checkpoint left aside by a
+    kill in the middle of its replacement is recovered first."""
+    ckpt_dir = recover_dir(ckpt_dir)
+    if not (ckpt_dir / "progress.json").is_file():
+        return None
+    progress = read_json(ckpt_dir / "progress.json")
+    if fingerprint is not None and progress.get("fingerprint") != fingerprint:
+        log.warning("%s belongs to a different run (config, data or code changed); starting afresh", ckpt_dir)
+        return None
+    return progress
+
+
 def load_checkpoint(
     ckpt_dir: str | Path,
     model: torch.nn.Module,
@@ -71,13 +85,10 @@ def load_checkpoint(
 ) -> dict | None:
     """Restore everything in place; return ``progress``, or None when there is no checkpoint of
     this run (none at all, or one whose fingerprint differs: a different experiment)."""
+    progress = read_progress(ckpt_dir, fingerprint)
+    if progress is None:
+        return None
     ckpt_dir = Path(ckpt_dir)
-    if not (ckpt_dir / "progress.json").is_file():
-        return None
-    progress = read_json(ckpt_dir / "progress.json")
-    if fingerprint is not None and progress.get("fingerprint") != fingerprint:
-        log.warning("%s belongs to a different run (config, data or code changed); starting afresh", ckpt_dir)
-        return None
     weights = load_file(str(ckpt_dir / "model.safetensors"))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # lm_head may be tied to the embeddings and then absent from the file; anything else is a mismatch.

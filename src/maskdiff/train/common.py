@@ -3,27 +3,37 @@ reference model for the KL term, exact resume, periodic held-out evaluation, and
 
 Each algorithm (sft.py, diffu_grpo.py, mdpo.py) keeps its own loop written out in full; this
 module only holds the plumbing they would otherwise repeat.
+
+Several processes (``accelerate launch --num_processes N``, DDP or DeepSpeed ZeRO-2): each rank
+rolls out its share of an update's prompts (:func:`local_share`), every rank runs the same number
+of micro-batches (:func:`balanced_chunks`, gradient synchronisation is collective), gradients are
+synchronised (and DeepSpeed steps) only after the last micro-batch (:func:`backward`), and only the
+main process writes metrics, checkpoints and the final model. Under DeepSpeed the optimizer state
+is partitioned across ranks, so checkpoints go through ``accelerator.save_state``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 
 from ..evaluate import decode_and_score
-from ..io import JsonlLogger, atomic_dir, read_jsonl
+from ..io import JsonlLogger, NullLogger, atomic_dir, read_jsonl, replace_dir, truncate_metrics, write_json
 from ..models.forward import forward_logits, model_device
 from ..models.loading import TokenIds, load_model, load_tokenizer, token_ids
 from ..sampling.generate import settings_from_config
 from ..seeding import step_generator
-from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from .checkpoint import load_checkpoint, read_progress, run_fingerprint, save_checkpoint
 from .schedule import build_scheduler
 
 log = logging.getLogger(__name__)
@@ -39,10 +49,26 @@ class TrainingSetup:
     optimizer: torch.optim.Optimizer
     scheduler: object
     start_update: int
-    metrics: JsonlLogger
+    metrics: JsonlLogger | NullLogger
     ckpt_dir: Path
     chat_template: bool = False
     extra: dict = field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def deepspeed(self) -> bool:
+        return self.accelerator.distributed_type == DistributedType.DEEPSPEED
 
 
 def setup_training(
@@ -61,7 +87,22 @@ def setup_training(
     """Load the policy (and a frozen reference copy when ``beta > 0``), resume if a checkpoint exists."""
     opts = model_options or {}
     trust = tuple(opts.get("trust_remote_code_for", []))
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+    # Without GPUs: cpu=True (multi-process launches then run DDP over gloo), except under a
+    # DeepSpeed launch, which cpu=True would switch off (DeepSpeed runs on the CPU too, for checks).
+    deepspeed_launch = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch, mixed_precision=mixed_precision)
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() != accelerator.num_processes:
+        # Every rank would then believe it is the main process and write the same files.
+        raise RuntimeError(f"accelerate sees {accelerator.num_processes} process(es) but torch.distributed "
+                           f"{dist.get_world_size()}: check the accelerate launch config")
+    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    if deepspeed:
+        # The trainers feed their own micro-batches (no DataLoader to infer a size from); the value
+        # only enters DeepSpeed's bookkeeping, gradient accumulation is driven by backward().
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+        if ds_config.get("train_micro_batch_size_per_gpu", "auto") == "auto":
+            ds_config["train_micro_batch_size_per_gpu"] = 1
     tokenizer = load_tokenizer(base_model, trust)
     model = load_model(base_model, trust, dtype=opts.get("dtype"))
     ids = token_ids(tokenizer, model.config, opts.get("mask_token_id"))
@@ -75,20 +116,27 @@ def setup_training(
     if ref_model is not None:
         ref_model.to(accelerator.device)
     ckpt_dir = Path(ckpt_dir)
-    fingerprint = run_fingerprint({"base_model": base_model, **(config_record or {})},
-                                  list(data_files) + _weight_files(base_model))
-    progress = load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, fingerprint=fingerprint)
+    fingerprint = run_fingerprint({"base_model": base_model, "processes": accelerator.num_processes,
+                                   **(config_record or {})}, list(data_files) + _weight_files(base_model))
+    if deepspeed:
+        progress = read_progress(ckpt_dir, fingerprint)
+        if progress:
+            accelerator.load_state(str(ckpt_dir))
+    else:
+        progress = load_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, fingerprint=fingerprint)
     start = progress["update"] if progress else 0
     if start:
         log.info("resuming from update %d (%s)", start, ckpt_dir)
     metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
-    if start == 0 and metrics_path.exists():
-        metrics_path.unlink()  # a stale log from a run that never checkpointed
-    metrics = JsonlLogger(metrics_path, append=start > 0)
-    if start == 0:
-        metrics.log(event="config", base_model=base_model, **(config_record or {}))
-    else:
-        _truncate_metrics(metrics_path, start)
+    metrics: JsonlLogger | NullLogger = NullLogger()
+    if accelerator.is_main_process:
+        if start == 0 and metrics_path.exists():
+            metrics_path.unlink()  # a stale log from a run that never checkpointed
+        if start:
+            truncate_metrics(metrics_path, start)
+        metrics = JsonlLogger(metrics_path, append=start > 0)
+        if start == 0:
+            metrics.log(event="config", base_model=base_model, processes=accelerator.num_processes, **(config_record or {}))
     model.train()
     return TrainingSetup(accelerator, model, ref_model, tokenizer, ids, optimizer, scheduler, start, metrics, ckpt_dir,
                          bool(opts.get("chat_template")), {"fingerprint": fingerprint})
@@ -100,29 +148,90 @@ def _weight_files(model_dir: str) -> list[str]:
     return sorted(str(p) for p in path.glob("*.safetensors")) if path.is_dir() else []
 
 
-def _truncate_metrics(path: Path, update: int) -> None:
-    """Drop records logged after the checkpoint we resume from (they will be logged again)."""
-    keep = [r for r in read_jsonl(path) if r.get("update", 0) <= update]
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
-
-
 def checkpoint(setup: TrainingSetup, update: int) -> None:
-    save_checkpoint(setup.ckpt_dir, setup.accelerator.unwrap_model(setup.model), setup.optimizer, setup.scheduler,
-                    {"update": update, "fingerprint": setup.extra["fingerprint"]})
+    """An atomic checkpoint of everything needed to continue exactly (written by the main process;
+    under DeepSpeed every rank saves its optimizer partition through ``accelerator.save_state``)."""
+    acc = setup.accelerator
+    progress = {"update": update, "fingerprint": setup.extra["fingerprint"]}
+    if setup.deepspeed:
+        partial = setup.ckpt_dir.with_name(f".{setup.ckpt_dir.name}.partial")
+        if setup.is_main:
+            shutil.rmtree(partial, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(partial))
+        acc.wait_for_everyone()
+        if setup.is_main:
+            write_json(partial / "progress.json", progress)
+            replace_dir(partial, setup.ckpt_dir)
+    elif setup.is_main:
+        save_checkpoint(setup.ckpt_dir, acc.unwrap_model(setup.model), setup.optimizer, setup.scheduler, progress)
+    acc.wait_for_everyone()
 
 
 def save_final(setup: TrainingSetup, out_dir: str | Path, base_model: str) -> None:
-    """The trained model in ``save_pretrained`` form, its tokenizer and its metrics log."""
+    """The trained model in ``save_pretrained`` form, its tokenizer and its metrics log (main process)."""
     setup.metrics.close()
-    model = setup.accelerator.unwrap_model(setup.model)
-    base = getattr(model.config, "maskdiff_base_model", None)
-    if base is None and not Path(base_model).exists():
-        model.config.maskdiff_base_model = base_model  # lets remote code load for allow-listed bases
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        setup.tokenizer.save_pretrained(tmp)
-        metrics = setup.ckpt_dir.parent / f"{setup.ckpt_dir.name}.metrics.jsonl"
-        (tmp / "metrics.jsonl").write_text(metrics.read_text())
+    setup.accelerator.wait_for_everyone()
+    if setup.is_main:
+        model = setup.accelerator.unwrap_model(setup.model)
+        base = getattr(model.config, "maskdiff_base_model", None)
+        if base is None and not Path(base_model).exists():
+            model.config.maskdiff_base_model = base_model  # lets remote code load for allow-listed bases
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            setup.tokenizer.save_pretrained(tmp)
+            metrics = setup.ckpt_dir.parent / f"{setup.ckpt_dir.name}.metrics.jsonl"
+            (tmp / "metrics.jsonl").write_text(metrics.read_text())
+    setup.accelerator.wait_for_everyone()
+
+
+def local_share(items: list, setup: TrainingSetup) -> list:
+    """This rank's share of an update's prompts (rank r takes items r, r + N, ...).
+
+    Every rank must get the same number, or ranks would run different numbers of passes."""
+    if len(items) % setup.world:
+        raise ValueError(f"prompts_per_update ({len(items)}) must be a multiple of the number of processes ({setup.world})")
+    return items[setup.rank :: setup.world]
+
+
+def balanced_chunks(setup: TrainingSetup, chunks: list[list[int]]) -> list[tuple[list[int], float]]:
+    """``(chunk, weight)`` pairs, as many on every rank: gradient synchronisation is collective, so
+    a rank with fewer micro-batches (e.g. prompts bucketed by length) repeats its last one with
+    weight 0."""
+    if setup.world == 1:
+        return [(c, 1.0) for c in chunks]
+    counts = setup.accelerator.gather(torch.tensor([len(chunks)], device=setup.accelerator.device))
+    most = int(counts.max())
+    return [(c, 1.0) for c in chunks] + [(chunks[-1], 0.0)] * (most - len(chunks))
+
+
+def backward(setup: TrainingSetup, loss: torch.Tensor, last: bool) -> None:
+    """Backward of one micro-batch. Gradients accumulate locally and are synchronised across ranks
+    only after the last micro-batch of an update; under DeepSpeed that is also where the engine
+    clips and steps (with ``sync_gradients`` always on it would step after every micro-batch)."""
+    acc = setup.accelerator
+    acc.gradient_state._set_sync_gradients(last)
+    try:
+        with contextlib.nullcontext() if last else acc.no_sync(setup.model):
+            acc.backward(loss)
+    finally:
+        acc.gradient_state._set_sync_gradients(True)
+
+
+def global_mean(setup: TrainingSetup, values: dict[str, float]) -> dict[str, float]:
+    """Per-rank statistics averaged over the ranks (for the metrics log)."""
+    if setup.world == 1 or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=setup.accelerator.device)
+    return dict(zip(keys, setup.accelerator.reduce(t, reduction="mean").tolist()))
+
+
+def gather_rows(setup: TrainingSetup, t: torch.Tensor) -> torch.Tensor:
+    """A per-row tensor from every rank, concatenated (rank order), on the CPU."""
+    if setup.world == 1:
+        return t
+    return setup.accelerator.gather(t.to(setup.accelerator.device)).cpu()
 
 
 def clip_and_step(setup: TrainingSetup, grad_clip: float) -> float:
@@ -130,7 +239,7 @@ def clip_and_step(setup: TrainingSetup, grad_clip: float) -> float:
     setup.optimizer.step()
     setup.scheduler.step()
     setup.optimizer.zero_grad(set_to_none=True)
-    return float(grad_norm)
+    return float(grad_norm) if grad_norm is not None else float("nan")
 
 
 def token_logps(
@@ -139,11 +248,17 @@ def token_logps(
     targets: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     temperature: float = 1.0,
+    mask_id: int | None = None,
 ) -> torch.Tensor:
-    """``log p(targets)`` at every position ``[B, N]`` from one forward pass on ``input_ids``."""
+    """``log p(targets)`` at every position ``[B, N]`` from one forward pass on ``input_ids``.
+
+    With ``mask_id`` the mask token is excluded from the softmax, as in the sampler (which never
+    predicts it), so the policy scored here is the policy that produced the rollouts."""
     logits = forward_logits(model, input_ids, attention_mask).float()
     if temperature != 1.0:
         logits = logits / temperature
+    if mask_id is not None and mask_id < logits.shape[-1]:
+        logits[..., mask_id] = float("-inf")
     return torch.gather(F.log_softmax(logits, dim=-1), -1, targets.to(logits.device).unsqueeze(-1)).squeeze(-1)
 
 
@@ -167,10 +282,13 @@ def held_out_accuracy(
 
 
 def log_eval(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, update: int, seed: int) -> None:
-    """Held-out accuracy for the training curves: before training, every ``cfg.eval_every`` updates, at the end."""
+    """Held-out accuracy for the training curves: before training, every ``cfg.eval_every`` updates,
+    at the end (on the main process; the others wait)."""
     due = update in (0, cfg.updates) or (cfg.eval_every and update % cfg.eval_every == 0)
     if eval_sets and due:
-        setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
+        if setup.is_main:
+            setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))
+        setup.accelerator.wait_for_everyone()
 
 
 def end_of_update(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, update: int, seed: int) -> None:

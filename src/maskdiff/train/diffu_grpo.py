@@ -22,8 +22,8 @@ from ..models.forward import model_device
 from ..rewards import RewardCache
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import step_generator
-from .common import (clip_and_step, end_of_update, load_eval_sets, log_eval, save_final, setup_training,
-                     token_logps)
+from .common import (backward, balanced_chunks, clip_and_step, end_of_update, gather_rows, global_mean,
+                     load_eval_sets, local_share, log_eval, save_final, setup_training, token_logps)
 from .groups import build_sequences, generate_groups, sample_prompts, score_rows
 from .mdpo import _chunks
 
@@ -59,8 +59,9 @@ class DiffuGRPOConfig:
     mixed_precision: str = "no"
 
     def __post_init__(self) -> None:
-        if self.checkpoint_every % self.mu:
-            raise ValueError(f"diffu_grpo checkpoint_every ({self.checkpoint_every}) must be a multiple of mu ({self.mu})")
+        if self.checkpoint_every % self.mu or self.updates % self.mu:
+            raise ValueError(f"diffu_grpo updates ({self.updates}) and checkpoint_every ({self.checkpoint_every}) must be "
+                             f"multiples of mu ({self.mu}): every rollout batch gives mu updates, and resume is exact")
 
 
 def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
@@ -143,72 +144,83 @@ def train_diffu_grpo(
     update = setup.start_update
     if update == 0:
         log_eval(setup, eval_sets, cfg, 0, seed)
-    bar = tqdm(total=cfg.updates, initial=update, desc="diffu-grpo", mininterval=5)
+    bar = tqdm(total=cfg.updates, initial=update, desc="diffu-grpo", mininterval=5, disable=not setup.is_main)
     while update < cfg.updates:
         t0 = time.time()
         batch_index = update // cfg.mu
-        prompts = sample_prompts(records, P, seed, batch_index)
-        rollout = generate_groups(setup.accelerator.unwrap_model(model), setup.tokenizer, ids, prompts, G, [settings] * (P * G),
-                                  step_generator(seed, "grpo-rollout", batch_index, device=model_device(model)), setup.chat_template)
+        prompts = local_share(sample_prompts(records, P, seed, batch_index), setup)  # this rank's share
+        n_rows = len(prompts) * G
+        rollout = generate_groups(setup.accelerator.unwrap_model(model), setup.tokenizer, ids, prompts, G, [settings] * n_rows,
+                                  step_generator(seed, "grpo-rollout", batch_index, setup.rank, device=model_device(model)),
+                                  setup.chat_template)
         rewards = torch.from_numpy(score_rows(setup.tokenizer, ids, prompts, G, rollout.completions, cfg.reward_processes, cache))
-        adv = group_advantages(rewards.view(P, G)).reshape(-1)
+        adv = group_advantages(rewards.view(len(prompts), G)).reshape(-1)
         comp_mask = completion_mask(rollout.completions, ids.eos)
-        prompt_lists = [rollout.row_prompt(r) for r in range(P * G)]
-        chunks = _chunks(P * G, cfg.micro_batch, prompt_lists, setup)
+        prompt_lists = [rollout.row_prompt(r) for r in range(n_rows)]
+        chunks = _chunks(n_rows, cfg.micro_batch, prompt_lists, setup)
         # Old and reference log-probs for every iteration's mask, before any update of this batch.
         old_logps, ref_logps = [], []
         for it in range(cfg.mu):
             old_logps.append(_grpo_logps(setup.accelerator.unwrap_model(model), prompt_lists, rollout.completions, ids,
-                                         chunks, cfg.p_mask_prompt, seed, batch_index, it) if cfg.mu > 1 else None)
+                                         chunks, cfg.p_mask_prompt, seed, batch_index, it, setup.rank) if cfg.mu > 1 else None)
             ref_logps.append(_grpo_logps(setup.ref_model, prompt_lists, rollout.completions, ids, chunks,
-                                         cfg.p_mask_prompt, seed, batch_index, it) if setup.ref_model is not None else None)
+                                         cfg.p_mask_prompt, seed, batch_index, it, setup.rank) if setup.ref_model is not None else None)
         rollout_time = time.time() - t0
+        # Token-level mean over the whole update (all ranks): each token's loss / all tokens; the
+        # factor world undoes the gradient averaging over ranks.
+        all_tokens = int(gather_rows(setup, comp_mask.sum().view(1)).sum())
+        passes = balanced_chunks(setup, chunks)
         for it in range(cfg.mu):
             t1 = time.time()
             stats_acc: dict[str, float] = {}
             total_loss = 0.0
-            n_tokens = comp_mask.sum().clamp(min=1)
-            for chunk, seq, attn, width, noisy in _masked_batches(prompt_lists, rollout.completions, ids, chunks,
-                                                                  cfg.p_mask_prompt, seed, batch_index, it):
-                logp = token_logps(model, noisy, seq, attn)[:, width:]
+            batches = _masked_batches(prompt_lists, rollout.completions, ids, [c for c, _ in passes], cfg.p_mask_prompt,
+                                      seed, batch_index, it, setup.rank)
+            for i, ((chunk, seq, attn, width, noisy), (_, weight)) in enumerate(zip(batches, passes)):
+                logp = token_logps(model, noisy, seq, attn, mask_id=ids.mask)[:, width:]
                 old = old_logps[it][chunk] if old_logps[it] is not None else logp.detach()
                 ref = ref_logps[it][chunk] if ref_logps[it] is not None else None
                 loss, stats = grpo_loss(logp, old, ref, adv[chunk], comp_mask[chunk], cfg.clip_eps, cfg.beta)
-                share = comp_mask[chunk].sum() / n_tokens  # token-level mean over the whole batch
-                setup.accelerator.backward(loss * share)
-                total_loss += float(loss.detach() * share)
+                share = weight * float(comp_mask[chunk].sum()) / max(all_tokens, 1)
+                backward(setup, loss * share * setup.world, last=i == len(passes) - 1)
+                total_loss += float(loss.detach()) * share
                 for k, v in stats.items():
-                    stats_acc[k] = stats_acc.get(k, 0.0) + v * float(share)
+                    stats_acc[k] = stats_acc.get(k, 0.0) + v * share
             grad_norm = clip_and_step(setup, cfg.grad_clip)
             update += 1
             bar.update(1)
             step_time = time.time() - t1 + (rollout_time if it == 0 else 0.0)
+            all_rewards = gather_rows(setup, rewards)
+            sums = global_mean(setup, {"loss": total_loss, **stats_acc})
             setup.metrics.log(
-                event="update", update=update, loss=total_loss, grad_norm=grad_norm,
-                reward_mean=float(rewards.mean()), reward_std=float(rewards.std()),
-                adv_abs_mean=float(adv.abs().mean()), groups_with_signal=float((rewards.view(P, G).std(dim=1) > 0).float().mean()),
-                trained_tokens=int(comp_mask.sum()), tokens_per_s=float(comp_mask.sum()) / max(step_time, 1e-9),
-                seconds=step_time, reward_cache_hits=cache.hits, **stats_acc,
+                event="update", update=update, grad_norm=grad_norm,
+                reward_mean=float(all_rewards.mean()), reward_std=float(all_rewards.std(correction=0)),
+                adv_abs_mean=float(gather_rows(setup, adv).abs().mean()),
+                groups_with_signal=float((all_rewards.view(-1, G).std(dim=1, correction=0) > 0).float().mean()),
+                trained_tokens=all_tokens, tokens_per_s=all_tokens / max(step_time, 1e-9),
+                seconds=step_time, reward_cache_hits=cache.hits,
+                # Shares are over all ranks' tokens: the update's totals are the sums over ranks.
+                **{k: v * setup.world for k, v in sums.items()},
             )
-            bar.set_postfix(reward=f"{float(rewards.mean()):.2f}", loss=f"{total_loss:.3f}")
+            bar.set_postfix(reward=f"{float(all_rewards.mean()):.2f}", loss=f"{total_loss:.3f}")
             end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
     return {"updates": update}
 
 
-def _masked_batches(prompt_lists, completions, ids, chunks, p_mask_prompt, seed, batch_index, iteration):
+def _masked_batches(prompt_lists, completions, ids, chunks, p_mask_prompt, seed, batch_index, iteration, rank=0):
     """The iteration's masked inputs, identical for old / reference / current policy (one seed)."""
-    generator = step_generator(seed, "grpo-mask", batch_index, iteration)
+    generator = step_generator(seed, "grpo-mask", batch_index, iteration, rank)
     for chunk in chunks:
         seq, attn, width = build_sequences([prompt_lists[i] for i in chunk], completions[chunk], ids.pad)
         yield chunk, seq, attn, width, masked_inputs(seq, width, attn, ids.mask, p_mask_prompt, generator)
 
 
 @torch.no_grad()
-def _grpo_logps(model, prompt_lists, completions, ids, chunks, p_mask_prompt, seed, batch_index, iteration) -> torch.Tensor:
+def _grpo_logps(model, prompt_lists, completions, ids, chunks, p_mask_prompt, seed, batch_index, iteration, rank=0) -> torch.Tensor:
     out = torch.empty(completions.shape, dtype=torch.float32)
     for chunk, seq, attn, width, noisy in _masked_batches(prompt_lists, completions, ids, chunks, p_mask_prompt, seed,
-                                                          batch_index, iteration):
-        out[chunk] = token_logps(model, noisy, seq, attn)[:, width:].float().cpu()
+                                                          batch_index, iteration, rank):
+        out[chunk] = token_logps(model, noisy, seq, attn, mask_id=ids.mask)[:, width:].float().cpu()
     return out

@@ -36,7 +36,11 @@ def diffusion_loss_from_logits(
     p_mask: torch.Tensor,
     response_mask: torch.Tensor,
 ) -> torch.Tensor:
-    """``sum_masked CE / (t * response_length) / batch`` (LLaDA's SFT normaliser)."""
+    """``sum_masked CE / (t * response_length) / batch`` (LLaDA's SFT normaliser).
+
+    The batch may live on the CPU (its noise comes from a CPU generator) while the logits are on
+    the model's device: everything is moved to the logits' device."""
+    targets, masked, p_mask, response_mask = (t.to(logits.device) for t in (targets, masked, p_mask, response_mask))
     response_len = response_mask.sum(dim=-1, keepdim=True).clamp(min=1).expand_as(masked)
     token_ce = F.cross_entropy(logits[masked].float(), targets[masked], reduction="none")
     return (token_ce / p_mask[masked] / response_len[masked]).sum() / targets.shape[0]

@@ -28,8 +28,8 @@ from ..models.forward import model_device, supports_padding
 from ..rewards import RewardCache
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import derive_seed, step_generator
-from .common import (clip_and_step, end_of_update, load_eval_sets, log_eval, save_final, setup_training,
-                     token_logps)
+from .common import (backward, balanced_chunks, clip_and_step, end_of_update, gather_rows, global_mean,
+                     load_eval_sets, local_share, log_eval, save_final, setup_training, token_logps)
 from .groups import build_sequences, generate_groups, sample_prompts, score_trajectory
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,9 @@ class MDPOConfig:
         bad = set(self.rollout_modes) - set(ROLLOUT_MODES)
         if bad or not self.rollout_modes:
             raise ValueError(f"mdpo rollout_modes must be a non-empty subset of {ROLLOUT_MODES}, got {self.rollout_modes}")
-        if self.checkpoint_every % self.mu:
-            raise ValueError(f"mdpo checkpoint_every ({self.checkpoint_every}) must be a multiple of mu ({self.mu}) for exact resume")
+        if self.checkpoint_every % self.mu or self.updates % self.mu:
+            raise ValueError(f"mdpo updates ({self.updates}) and checkpoint_every ({self.checkpoint_every}) must be "
+                             f"multiples of mu ({self.mu}): every rollout batch gives mu updates, and resume is exact")
         if self.top_k_steps > self.steps:
             raise ValueError(f"mdpo top_k_steps ({self.top_k_steps}) cannot exceed steps ({self.steps})")
 
@@ -188,69 +189,88 @@ def train_mdpo(
     update = setup.start_update
     if update == 0:
         log_eval(setup, eval_sets, cfg, 0, seed)
-    bar = tqdm(total=cfg.updates, initial=update, desc="mdpo", mininterval=5)
+    bar = tqdm(total=cfg.updates, initial=update, desc="mdpo", mininterval=5, disable=not setup.is_main)
     while update < cfg.updates:
         t0 = time.time()
         batch_index = update // cfg.mu
-        prompts = sample_prompts(records, P, seed, batch_index)
-        settings = rollout_settings(cfg, P * G, seed, batch_index)
+        # The update's prompts and rollout modes are drawn globally; each rank rolls out its share.
+        all_prompts, all_settings = sample_prompts(records, P, seed, batch_index), rollout_settings(cfg, P * G, seed, batch_index)
+        local = local_share(list(range(P)), setup)
+        prompts = [all_prompts[p] for p in local]
+        settings = [all_settings[p * G + g] for p in local for g in range(G)]
         rollout = generate_groups(setup.accelerator.unwrap_model(model), setup.tokenizer, ids, prompts, G, settings,
-                                  step_generator(seed, "mdpo-rollout", batch_index, device=model_device(model)), setup.chat_template, True)
-        rewards = torch.from_numpy(score_trajectory(setup.tokenizer, ids, rollout, cfg.reward_processes, cache))  # [P*G, T]
-        T = rewards.shape[1]
-        scores = step_scores(rewards).view(P, G, T)
+                                  step_generator(seed, "mdpo-rollout", batch_index, setup.rank, device=model_device(model)),
+                                  setup.chat_template, True)
+        rewards = torch.from_numpy(score_trajectory(setup.tokenizer, ids, rollout, cfg.reward_processes, cache))  # [p*G, T]
+        n_prompts, T = len(prompts), rewards.shape[1]
+        scores = step_scores(rewards).view(n_prompts, G, T)
         adv = step_advantages(scores, cfg.adv_eps)
-        chosen = select_steps(adv, K)  # [P, K]
-        # Training samples: every (prompt, chosen step, rollout), flattened to M = P*K*G rows.
-        p_idx = torch.arange(P).view(P, 1, 1).expand(P, K, G).reshape(-1)
-        t_idx = chosen.view(P, K, 1).expand(P, K, G).reshape(-1)
-        g_idx = torch.arange(G).view(1, 1, G).expand(P, K, G).reshape(-1)
-        rows = p_idx * G + g_idx
-        x_t = rollout.x_t[t_idx, rows].long()
-        targets = rollout.x0_hat[t_idx, rows].long()
+        chosen = select_steps(adv, K)  # [p, K]
+        x_t, targets, weights, sample_adv, p_idx = training_samples(rollout, adv, chosen, ids.mask)
         masked = x_t == ids.mask
-        weights = token_weights(rollout.confidence[t_idx, rows], masked)
-        sample_adv = adv[p_idx, g_idx, t_idx].float()
         prompt_lists = [rollout.prompt_ids[int(p)] for p in p_idx]
-        chunks = _chunks(len(rows), cfg.micro_batch, prompt_lists, setup)
-        old_logp = _logps(setup.accelerator.unwrap_model(model), prompt_lists, x_t, targets, ids, chunks, cfg.temperature) if cfg.mu > 1 else None
+        chunks = _chunks(len(p_idx), cfg.micro_batch, prompt_lists, setup)
+        unwrapped = setup.accelerator.unwrap_model(model)
+        old_logp = _logps(unwrapped, prompt_lists, x_t, targets, ids, chunks, cfg.temperature) if cfg.mu > 1 else None
         ref_logp = _logps(setup.ref_model, prompt_lists, x_t, targets, ids, chunks, cfg.temperature) if setup.ref_model is not None else None
         rollout_time = time.time() - t0
-        for _ in range(cfg.mu):
+        passes = balanced_chunks(setup, chunks)
+        for iteration in range(cfg.mu):
             t1 = time.time()
             stats_acc: dict[str, float] = {}
             total_loss = 0.0
-            for chunk in chunks:
-                seq, attn, width = build_sequences([prompt_lists[i] for i in chunk], x_t[chunk], ids.pad)
+            for i, (chunk, weight) in enumerate(passes):
+                seq, attn, width = build_sequences([prompt_lists[j] for j in chunk], x_t[chunk], ids.pad)
                 full_targets = torch.cat([seq[:, :width], targets[chunk]], dim=1)
-                logp = token_logps(model, seq, full_targets, attn, cfg.temperature)[:, width:]
+                logp = token_logps(model, seq, full_targets, attn, cfg.temperature, ids.mask)[:, width:]
                 old = old_logp[chunk] if old_logp is not None else logp.detach()
                 ref = ref_logp[chunk] if ref_logp is not None else None
                 loss, stats = mdpo_loss(logp, old, ref, sample_adv[chunk], weights[chunk], masked[chunk], cfg.clip_eps, cfg.beta)
-                setup.accelerator.backward(loss * len(chunk) / len(rows))
-                total_loss += float(loss.detach()) * len(chunk) / len(rows)
+                share = weight * len(chunk) / len(p_idx)
+                backward(setup, loss * share, last=i == len(passes) - 1)
+                total_loss += float(loss.detach()) * share
                 for k, v in stats.items():
-                    stats_acc[k] = stats_acc.get(k, 0.0) + v * len(chunk) / len(rows)
+                    stats_acc[k] = stats_acc.get(k, 0.0) + v * share
             grad_norm = clip_and_step(setup, cfg.grad_clip)
             update += 1
             bar.update(1)
-            step_time = time.time() - t1 + (rollout_time if _ == 0 else 0.0)
-            final_r = rewards[:, -1]
+            step_time = time.time() - t1 + (rollout_time if iteration == 0 else 0.0)
+            all_rewards, all_adv = gather_rows(setup, rewards), gather_rows(setup, adv)
+            final_r = all_rewards[:, -1]
+            trained_tokens = int(gather_rows(setup, masked.sum().view(1)).sum())
             setup.metrics.log(
-                event="update", update=update, loss=total_loss, grad_norm=grad_norm,
-                reward_mean=float(final_r.mean()), reward_std=float(final_r.std()),
-                step_reward_mean=float(rewards.mean()), any_step_correct=float((rewards.max(dim=1).values > 0).float().mean()),
-                adv_abs_mean=float(adv.abs().mean()), adv_max=float(adv.abs().max()),
-                groups_with_signal=float((adv.abs().sum(dim=(1, 2)) > 0).float().mean()),
-                selected_steps=chosen.flatten().tolist(), trained_tokens=int(masked.sum()),
-                tokens_per_s=float(masked.sum()) / max(step_time, 1e-9), seconds=step_time,
-                reward_cache_hits=cache.hits, **stats_acc,
+                event="update", update=update, grad_norm=grad_norm,
+                reward_mean=float(final_r.mean()), reward_std=float(final_r.std(correction=0)),
+                step_reward_mean=float(all_rewards.mean()),
+                any_step_correct=float((all_rewards.max(dim=1).values > 0).float().mean()),
+                adv_abs_mean=float(all_adv.abs().mean()), adv_max=float(all_adv.abs().max()),
+                groups_with_signal=float((all_adv.abs().sum(dim=(1, 2)) > 0).float().mean()),
+                selected_steps=chosen.flatten().tolist(), trained_tokens=trained_tokens,
+                tokens_per_s=trained_tokens / max(step_time, 1e-9), seconds=step_time,
+                reward_cache_hits=cache.hits, **global_mean(setup, {"loss": total_loss, **stats_acc}),
             )
             bar.set_postfix(reward=f"{float(final_r.mean()):.2f}", loss=f"{total_loss:.3f}")
             end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
     return {"updates": update}
+
+
+def training_samples(rollout, adv: torch.Tensor, chosen: torch.Tensor, mask_id: int):
+    """The training samples of one rollout batch: every (prompt p, chosen step t, rollout g), in
+    that order, flattened to ``M = p*K*G`` rows. Returns ``(x_t, targets, weights, advantages,
+    prompt index)``: input state, the step's full prediction as targets, ``lambda_t * conf_t``
+    token weights and the step's advantage ``A[p, g, t]``."""
+    P, K = chosen.shape
+    G = adv.shape[1]
+    p_idx = torch.arange(P).view(P, 1, 1).expand(P, K, G).reshape(-1)
+    t_idx = chosen.view(P, K, 1).expand(P, K, G).reshape(-1)
+    g_idx = torch.arange(G).view(1, 1, G).expand(P, K, G).reshape(-1)
+    rows = p_idx * G + g_idx
+    x_t = rollout.x_t[t_idx, rows].long()
+    targets = rollout.x0_hat[t_idx, rows].long()
+    weights = token_weights(rollout.confidence[t_idx, rows], x_t == mask_id)
+    return x_t, targets, weights, adv[p_idx, g_idx, t_idx].float(), p_idx
 
 
 def _chunks(n: int, micro_batch: int, prompt_lists: list[list[int]], setup) -> list[list[int]]:
@@ -270,5 +290,5 @@ def _logps(model, prompt_lists, x_t, targets, ids, chunks, temperature) -> torch
     for chunk in chunks:
         seq, attn, width = build_sequences([prompt_lists[i] for i in chunk], x_t[chunk], ids.pad)
         full_targets = torch.cat([seq[:, :width], targets[chunk]], dim=1)
-        out[chunk] = token_logps(model, seq, full_targets, attn, temperature)[:, width:].float().cpu()
+        out[chunk] = token_logps(model, seq, full_targets, attn, temperature, ids.mask)[:, width:].float().cpu()
     return out

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from ..io import read_jsonl
 from ..seeding import step_generator
-from .common import clip_and_step, end_of_update, load_eval_sets, log_eval, save_final, setup_training
+from .common import (backward, clip_and_step, end_of_update, global_mean, load_eval_sets, local_share, log_eval,
+                     save_final, setup_training)
 from .data import build_supervised
 from .diffusion_loss import masked_diffusion_loss
 
@@ -57,21 +58,26 @@ def train_sft(
     update = setup.start_update
     if update == 0:
         log_eval(setup, eval_sets, cfg, 0, seed)
-    bar = tqdm(total=cfg.updates, initial=update, desc="sft", mininterval=5)
+    bar = tqdm(total=cfg.updates, initial=update, desc="sft", mininterval=5, disable=not setup.is_main)
     while update < cfg.updates:
         t0 = time.time()
+        # The update's batch is drawn globally (a pure function of seed and update: exact resume);
+        # each rank takes its share and masks it with its own noise stream.
         g = step_generator(seed, "sft", update)
         indices = torch.randint(len(data), (min(cfg.batch_size, len(data)),), generator=g).tolist()
-        batch = data.batch(indices, setup.ids.pad)
+        batch = data.batch(local_share(indices, setup), setup.ids.pad)
+        noise = step_generator(seed, "sft-mask", update, setup.rank)
         loss, n_masked = masked_diffusion_loss(setup.model, batch["input_ids"], batch["response_mask"], setup.ids.mask,
-                                               batch["attention_mask"], generator=g)
-        setup.accelerator.backward(loss)
+                                               batch["attention_mask"], generator=noise)
+        backward(setup, loss, last=True)
         grad_norm = clip_and_step(setup, cfg.grad_clip)
         update += 1
         bar.update(1)
         seconds = time.time() - t0
-        setup.metrics.log(event="update", update=update, loss=float(loss.detach()), grad_norm=grad_norm,
-                          trained_tokens=n_masked, tokens_per_s=n_masked / max(seconds, 1e-9), seconds=seconds)
+        stats = global_mean(setup, {"loss": float(loss.detach()), "trained_tokens": n_masked})
+        trained = int(round(stats["trained_tokens"] * setup.world))
+        setup.metrics.log(event="update", update=update, loss=stats["loss"], grad_norm=grad_norm,
+                          trained_tokens=trained, tokens_per_s=trained / max(seconds, 1e-9), seconds=seconds)
         end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
