@@ -85,6 +85,7 @@ from .sampling.fhs import first_hitting_sample
 from .seeding import step_generator
 from .stats import wilson_interval
 from .tasks import reference_of, reward_kind
+from .tasks.unconditional import valid_example
 
 LATTICE = {"fp32": 2.0**-24, "fp64": 2.0**-53}  # spacing of torch.rand's uniforms
 # MDLM's "1e-10 - log(u + 1e-10)": in fp32 ``u + 1e-10`` rounds back to ``u`` near 1, so the smallest
@@ -321,14 +322,16 @@ class ModelStudySettings:
     modes: tuple[str, ...] = ("prompted", "unconditional")
     num_unconditional: int = 64
     unconditional_prompt: str = "empty"  # or "eos": a single EOS token for models that need a prompt
+    unconditional_length: int | None = None  # positions sampled unconditionally (None = gen_length)
     batch_size: int = 64
     schedule: str = "linear"
     seed: int = 0
     chat_template: bool = False
 
-    def sampler_configs(self) -> list[dict]:
+    def sampler_configs(self, mode: str = "prompted") -> list[dict]:
+        length = self.length(mode)
         configs = [
-            {"sampler": "ancestral", "precision": p, "steps": m * self.gen_length, "tokens_per_call": None}
+            {"sampler": "ancestral", "precision": p, "steps": m * length, "tokens_per_call": None}
             for m in self.step_multiples for p in self.precisions
         ]
         configs += [
@@ -336,6 +339,12 @@ class ModelStudySettings:
             for k in self.fhs_tokens_per_call
         ]
         return configs
+
+    def length(self, mode: str) -> int:
+        """Positions sampled in ``mode``: the task's generation length, or a whole example's."""
+        if mode == "unconditional" and self.unconditional_length:
+            return self.unconditional_length
+        return self.gen_length
 
 
 def config_label(cfg: dict) -> str:
@@ -371,16 +380,17 @@ def _mode_batches(mode: str, tokenizer, model, ids: TokenIds, records: list[dict
     return out
 
 
-def _run_sampler(cfg: dict, model, prompt_ids, attention_mask, ids: TokenIds, s: ModelStudySettings, generator):
-    """``(completions, nfe per row, batched calls)`` for one batch."""
+def _run_sampler(cfg: dict, model, prompt_ids, attention_mask, ids: TokenIds, length: int, s: ModelStudySettings,
+                 generator):
+    """``(completions, nfe per row, batched calls)`` for one batch of ``length`` generated positions."""
     if cfg["sampler"] == "fhs":
         out = first_hitting_sample(
-            model, prompt_ids, s.gen_length, ids, generator, attention_mask, temperature=1.0,
+            model, prompt_ids, length, ids, generator, attention_mask, temperature=1.0,
             precision=cfg["precision"], tokens_per_call=cfg["tokens_per_call"], schedule=s.schedule,
         )
         return out.completions, torch.full((prompt_ids.shape[0],), float(out.nfe), dtype=torch.float64), out.nfe
     out = ancestral_sample(
-        model, prompt_ids, s.gen_length, ids, cfg["steps"], generator, attention_mask,
+        model, prompt_ids, length, ids, cfg["steps"], generator, attention_mask,
         precision=cfg["precision"], schedule=s.schedule,
     )
     return out.completions, out.calls_per_row.double(), out.nfe_calls
@@ -394,21 +404,22 @@ def model_study(model, tokenizer, ids: TokenIds, records: list[dict], settings: 
     s = settings
     if "prompted" in s.modes and not records:
         raise ValueError("prompted sampling needs records")
-    configs = s.sampler_configs()
+    configs = {mode: s.sampler_configs(mode) for mode in s.modes}
     batches = {mode: _mode_batches(mode, tokenizer, model, ids, records, s) for mode in s.modes}
     rows = []
-    with tqdm(total=sum(len(b) for b in batches.values()) * len(configs), desc="precision study", mininterval=5) as bar:
+    with tqdm(total=sum(len(batches[m]) * len(configs[m]) for m in s.modes), desc="precision study", mininterval=5) as bar:
         for mode in s.modes:
             n = len(records) if mode == "prompted" else s.num_unconditional
-            for cfg in configs:
+            length = s.length(mode)
+            for cfg in configs[mode]:
                 label = config_label(cfg)
-                completions = torch.empty((n, s.gen_length), dtype=torch.long)
+                completions = torch.empty((n, length), dtype=torch.long)
                 nfe = torch.zeros(n, dtype=torch.float64)
                 calls = 0
                 started = time.time()
                 for b, (indices, prompt_ids, attention_mask) in enumerate(batches[mode]):
                     gen = step_generator(s.seed, "precision-model", mode, label, b)
-                    done, row_nfe, batch_calls = _run_sampler(cfg, model, prompt_ids, attention_mask, ids, s, gen)
+                    done, row_nfe, batch_calls = _run_sampler(cfg, model, prompt_ids, attention_mask, ids, length, s, gen)
                     completions[indices] = done.cpu()
                     nfe[indices] = row_nfe
                     calls += batch_calls
@@ -423,11 +434,12 @@ def _model_row(mode, cfg, completions, nfe, calls, wall, tokenizer, ids, records
     n = len(entropy)
     row = {
         "part": "model", "mode": mode, "sampler": cfg["sampler"], "precision": cfg["precision"],
-        "steps": cfg["steps"], "steps_per_length": cfg["steps"] / s.gen_length if cfg["steps"] else None,
-        "tokens_per_call": cfg["tokens_per_call"], "gen_length": s.gen_length, "n": n,
+        "steps": cfg["steps"], "steps_per_length": cfg["steps"] / s.length(mode) if cfg["steps"] else None,
+        "tokens_per_call": cfg["tokens_per_call"], "gen_length": s.length(mode), "n": n,
         "entropy_mean": float(entropy.mean()), "entropy_sem": float(entropy.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
         "corpus_entropy": corpus, "mean_length": float(lengths.mean()),
         "accuracy": float("nan"), "accuracy_ci_low": float("nan"), "accuracy_ci_high": float("nan"),
+        "valid_rate": float("nan"), "valid_ci_low": float("nan"), "valid_ci_high": float("nan"),
         "nfe_mean": float(nfe.mean()), "nfe_calls": calls, "wall_time_s": wall, "temperature": 1.0, "seed": s.seed,
     }
     if mode == "prompted":
@@ -436,6 +448,12 @@ def _model_row(mode, cfg, completions, nfe, calls, wall, tokenizer, ids, records
         correct = int((rewards > 0.5).sum())
         low, high = wilson_interval(correct, n)
         row.update(accuracy=correct / n, accuracy_ci_low=low, accuracy_ci_high=high)
+    else:
+        # Quality of unconditional samples: the share that are correct examples of a local task.
+        texts = decode_completions(tokenizer, completions, ids.eos)
+        valid = sum(valid_example(t) is not None for t in texts)
+        low, high = wilson_interval(valid, n)
+        row.update(valid_rate=valid / n, valid_ci_low=low, valid_ci_high=high)
     return row
 
 

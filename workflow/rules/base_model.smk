@@ -38,7 +38,7 @@ else:
         input:
             data=expand(f"{DATA}/tasks/{{task}}/pretrain.jsonl", task=TASKS),
             code=library_code("train/pretrain.py", "train/checkpoint.py", "train/data.py", "train/diffusion_loss.py",
-                              "train/schedule.py", "models", "batching.py"),
+                              "train/schedule.py", "models", "batching.py", "tasks/__init__.py", "tasks/unconditional.py"),
         output:
             model=directory(f"{RESULTS}/models/base"),
         params:

@@ -167,7 +167,9 @@ def launcher():
     return "maskdiff"
 
 
-TRAIN_CODE = library_code("train", "evaluate.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py", "stats.py")
+TRAIN_CODE = library_code(
+    "train", "evaluate.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py", "tasks/unconditional.py", "stats.py"
+)
 
 
 def eval_args():

@@ -29,11 +29,16 @@ rule precision_model:
     input:
         model=base_model_path(),
         data=f"{DATA}/tasks/{config['precision']['task']}/test.jsonl",
-        code=library_code("precision.py", "sampling", "models", "rewards", "batching.py", "stats.py"),
+        code=library_code("precision.py", "sampling", "models", "rewards", "batching.py", "stats.py", "tasks/__init__.py",
+                          "tasks/unconditional.py", "tasks/arithmetic.py", "tasks/prompts.py"),
     output:
         f"{RESULTS}/precision/model.csv",
     params:
-        settings=as_json(config["precision"]["model"] | {"seed": config["seed"], "gen_length": config["decoding"]["gen_length"]}),
+        settings=as_json(
+            config["precision"]["model"]
+            | {"seed": config["seed"], "gen_length": config["decoding"]["gen_length"],
+               "unconditional_length": config["pretrain"]["unconditional_length"]}
+        ),
         model_options=model_options(),
         max_problems=config["precision"]["max_problems"],
     threads: config["precision"]["threads"]

@@ -147,6 +147,20 @@ def _evaluate(node: ast.AST, literals: list[int]) -> Fraction:
     raise ValueError(f"disallowed node {type(node).__name__}")
 
 
+def evaluate_expression(expr: str) -> Fraction | None:
+    """Exact value of an arithmetic expression over non-negative integers and + - * / (the same
+    whitelist interpreter, never ``eval``), or None for anything else."""
+    try:
+        if not isinstance(expr, str) or not expr or len(expr) > MAX_EXPR_CHARS or not _ALLOWED_CHARS_RE.fullmatch(expr):
+            return None
+        tree = ast.parse(expr, mode="eval")
+        if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
+            return None
+        return _evaluate(tree, [])
+    except Exception:  # noqa: BLE001 - garbage in, None out
+        return None
+
+
 def score_countdown_answer(answer: str | None, numbers: list[int], target: float) -> float:
     """Score an already-extracted answer; the scorer caches on ``answer`` so this is exact."""
     try:

@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from ..io import JsonlLogger, atomic_dir, read_jsonl
+from ..io import JsonlLogger, atomic_dir, read_jsonl, truncate_metrics
 from ..models.loading import token_ids
 from ..models.tiny import TinyModelSpec, build_tiny_model
 from ..models.tokenizer import build_char_tokenizer
@@ -43,6 +43,10 @@ class PretrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     seed: int = 0
+    # Share of rows trained as whole examples (every token maskable, as in LLaDA pretraining), so
+    # that unconditional samples are meaningful; 0 = every row conditional on a clean prompt.
+    unconditional_fraction: float = 0.0
+    unconditional_length: int = 32  # tokens of a whole example (problem, space, solution, EOS fill)
 
 
 def pretrain(
@@ -61,7 +65,10 @@ def pretrain(
     records = [r for path in data_files for r in read_jsonl(path)]
     if not records:
         raise ValueError(f"no pretraining records in {[str(p) for p in data_files]}")
-    data = build_supervised(tokenizer, records, gen_length, ids, source=", ".join(str(p) for p in data_files))
+    if not 0.0 <= cfg.unconditional_fraction <= 1.0:
+        raise ValueError(f"pretrain.unconditional_fraction must be in [0, 1], got {cfg.unconditional_fraction}")
+    data = build_supervised(tokenizer, records, gen_length, ids, source=", ".join(str(p) for p in data_files),
+                            unconditional_length=cfg.unconditional_length if cfg.unconditional_fraction > 0 else None)
     model = build_tiny_model(model_spec, len(tokenizer), {"mask": ids.mask, "pad": ids.pad, "eos": ids.eos}, cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     scheduler = build_scheduler(optimizer, cfg.steps, cfg.warmup_steps, cfg.lr_decay, cfg.min_lr_ratio)
@@ -75,7 +82,10 @@ def pretrain(
     start = progress["step"]
     if start:
         log.info("resuming pretraining from update %d (%s)", start, ckpt_dir)
-    metrics = JsonlLogger(ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl", append=start > 0)
+    metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
+    if start:
+        truncate_metrics(metrics_path, start, key="step")  # records after the checkpoint come again
+    metrics = JsonlLogger(metrics_path, append=start > 0)
     if start == 0:
         metrics.log(event="config", **asdict(cfg), model=asdict(model_spec), records=len(data),
                     parameters=sum(p.numel() for p in model.parameters()))
@@ -87,7 +97,10 @@ def pretrain(
         # Data and masking noise are a pure function of (seed, step): resuming is exact.
         g = step_generator(cfg.seed, "pretrain", step)
         indices = torch.randint(len(data), (cfg.batch_size,), generator=g).tolist()
-        batch = data.batch(indices, ids.pad)
+        whole = None
+        if cfg.unconditional_fraction > 0:
+            whole = (torch.rand(cfg.batch_size, generator=g) < cfg.unconditional_fraction).tolist()
+        batch = data.batch(indices, ids.pad, whole)
         loss, n_masked = masked_diffusion_loss(
             model, batch["input_ids"], batch["response_mask"], ids.mask, batch["attention_mask"], generator=g
         )
