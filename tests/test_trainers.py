@@ -39,40 +39,35 @@ def world(tmp_path_factory, tokenizer, tiny_model):
     return root
 
 
-def _interrupted(train, *args, **kwargs):
-    """Run ``train`` and kill it (an exception) right after its first checkpoint is written."""
-    import maskdiff.train.common as common
+def _killed_after(module, name: str, should_die, train, *args, **kwargs):
+    """Run ``train`` with ``module.name`` wrapped so that the run dies (an exception) right after a
+    call for which ``should_die(*call_args)`` is true."""
+    real = getattr(module, name)
 
-    real = common.save_checkpoint
-
-    def save_then_die(*a, **k):
+    def call_then_die(*a, **k):
         real(*a, **k)
-        raise KeyboardInterrupt
+        if should_die(*a):
+            raise KeyboardInterrupt
 
-    common.save_checkpoint = save_then_die
+    setattr(module, name, call_then_die)
     try:
         with pytest.raises(KeyboardInterrupt):
             train(*args, **kwargs)
     finally:
-        common.save_checkpoint = real
+        setattr(module, name, real)
+
+
+def _interrupted(train, *args, **kwargs):
+    """Kill ``train`` right after its first checkpoint is written."""
+    import maskdiff.train.common as common
+
+    _killed_after(common, "save_checkpoint", lambda *a: True, train, *args, **kwargs)
 
 
 def _interrupted_after_update(train, module, update, *args, **kwargs):
-    """Run ``train`` and kill it right after update ``update`` was logged (past a checkpoint, so the
-    metrics log holds records that the resumed job must not duplicate)."""
-    real = module.end_of_update
-
-    def end_then_die(setup, eval_sets, cfg, done, seed):
-        real(setup, eval_sets, cfg, done, seed)
-        if done == update:
-            raise KeyboardInterrupt
-
-    module.end_of_update = end_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(*args, **kwargs)
-    finally:
-        module.end_of_update = real
+    """Kill ``train`` right after update ``update`` was logged (past a checkpoint, so the metrics
+    log holds records that the resumed job must not duplicate)."""
+    _killed_after(module, "end_of_update", lambda setup, eval_sets, cfg, done, seed: done == update, train, *args, **kwargs)
 
 
 def _weights(path):
