@@ -26,6 +26,12 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def sampling_device(model, inputs: torch.Tensor) -> torch.device:
+    """Where a sampler keeps its state: on the model's device, or, for a plain callable standing in
+    for a network (scripted test networks), where its inputs are."""
+    return model_device(model) if isinstance(model, torch.nn.Module) else inputs.device
+
+
 def forward_logits(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
 ) -> torch.Tensor:

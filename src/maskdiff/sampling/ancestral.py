@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.forward import forward_logits, model_device
+from ..models.forward import forward_logits, sampling_device
 from ..models.loading import TokenIds
 from .categorical import precision_dtype, sample_categorical_mdlm
 from .fhs import _check_schedule, exclude_mask_logit, initial_state, masked_fraction
@@ -91,7 +91,7 @@ def ancestral_sample(
         raise ValueError(f"gen_length and num_steps must be >= 1, got {gen_length}, {num_steps}")
     _check_schedule(schedule)
     dtype = precision_dtype(precision)
-    device = model_device(model) if isinstance(model, torch.nn.Module) else prompt_ids.device
+    device = sampling_device(model, prompt_ids)
     x, full_mask = initial_state(prompt_ids.to(device), gen_length, ids, attention_mask)
     batch, prompt_len = prompt_ids.shape
     cached: torch.Tensor | None = None

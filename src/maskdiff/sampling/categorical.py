@@ -78,8 +78,11 @@ def sample_categorical_mdlm(
     return (probs / exponential).argmax(dim=-1)
 
 
-def token_confidence(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Probability (float64) of ``tokens`` under ``softmax(logits)``, without materialising probs."""
+def token_confidence(logits: torch.Tensor, tokens: torch.Tensor, log_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """Probability (float64) of ``tokens`` under ``softmax(logits)``, without materialising probs.
+
+    ``log_norm`` is the softmax's log-normaliser when it is not that of ``logits`` itself (the
+    sampler excludes [MASK] from the argmax but keeps it in the normaliser, as LLaDA does)."""
     logits = logits.to(torch.float64)
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return torch.exp(picked - torch.logsumexp(logits, dim=-1))
+    return torch.exp(picked - (torch.logsumexp(logits, dim=-1) if log_norm is None else log_norm))

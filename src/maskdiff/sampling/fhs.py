@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.forward import forward_logits, model_device
+from ..models.forward import forward_logits, sampling_device
 from ..models.loading import TokenIds
 from .categorical import gumbel_argmax, precision_dtype
 
@@ -113,7 +113,7 @@ def first_hitting_sample(
         raise ValueError(f"gen_length and tokens_per_call must be >= 1, got {gen_length}, {tokens_per_call}")
     _check_schedule(schedule)
     dtype = precision_dtype(precision)
-    device = model_device(model) if isinstance(model, torch.nn.Module) else prompt_ids.device
+    device = sampling_device(model, prompt_ids)
     x, full_mask = initial_state(prompt_ids.to(device), gen_length, ids, attention_mask)
     batch, prompt_len = prompt_ids.shape
     draw_device = generator.device if generator is not None else torch.device("cpu")

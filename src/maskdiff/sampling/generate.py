@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.forward import forward_logits, model_device
+from ..models.forward import forward_logits, sampling_device
 from ..models.loading import TokenIds
-from .categorical import PRECISIONS, gumbel_argmax
+from .categorical import PRECISIONS, gumbel_argmax, token_confidence
 from .schedules import SCHEDULES, transfer_counts
 
 REMASKING = ("lcr", "rcr", "random")
@@ -130,7 +130,7 @@ def generate(
     ``attention_mask`` is given)."""
     s = settings
     batch, prompt_len = prompt_ids.shape
-    device = model_device(model) if isinstance(model, torch.nn.Module) else prompt_ids.device
+    device = sampling_device(model, prompt_ids)
     prompt_ids = prompt_ids.to(device)
     length = s.gen_length
     x = torch.full((batch, prompt_len + length), ids.mask, dtype=torch.long, device=device)
@@ -164,7 +164,7 @@ def generate(
             gen = x[:, prompt_len:]
             masked = gen == ids.mask
             predicted = gumbel_argmax(logits, s.temperature, s.precision, generator)
-            confidence = torch.exp(logits.gather(-1, predicted.unsqueeze(-1)).squeeze(-1) - log_norm)
+            confidence = token_confidence(logits, predicted, log_norm)
             x0_hat = torch.where(masked, predicted, gen)
             if record_trajectory:
                 dtype = compact_int_dtype(logits.shape[-1])
