@@ -147,16 +147,23 @@ def _evaluate(node: ast.AST, literals: list[int]) -> Fraction:
     raise ValueError(f"disallowed node {type(node).__name__}")
 
 
+def _bounded_value(expr: str, literals: list[int]) -> Fraction | None:
+    """Parse an already character-checked expression and evaluate it with the whitelist
+    interpreter (collecting its integer literals); None when the tree exceeds MAX_AST_NODES.
+    Disallowed nodes, huge values and division by zero raise: the callers turn that into 0 / None."""
+    tree = ast.parse(expr, mode="eval")
+    if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
+        return None
+    return _evaluate(tree, literals)
+
+
 def evaluate_expression(expr: str) -> Fraction | None:
     """Exact value of an arithmetic expression over non-negative integers and + - * / (the same
     whitelist interpreter, never ``eval``), or None for anything else."""
     try:
         if not isinstance(expr, str) or not expr or len(expr) > MAX_EXPR_CHARS or not _ALLOWED_CHARS_RE.fullmatch(expr):
             return None
-        tree = ast.parse(expr, mode="eval")
-        if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
-            return None
-        return _evaluate(tree, [])
+        return _bounded_value(expr, [])
     except Exception:  # noqa: BLE001 - garbage in, None out
         return None
 
@@ -171,12 +178,9 @@ def score_countdown_answer(answer: str | None, numbers: list[int], target: float
         expr = _normalise(answer, target_f)
         if expr is None:
             return 0.0
-        tree = ast.parse(expr, mode="eval")
-        if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
-            return 0.0
         literals: list[int] = []
-        value = _evaluate(tree, literals)
-        if Counter(literals) != wanted:
+        value = _bounded_value(expr, literals)
+        if value is None or Counter(literals) != wanted:
             return 0.0
         return 1.0 if abs(float(value) - target_f) <= TOLERANCE else 0.0
     except Exception:  # noqa: BLE001 - a reward must never crash training
