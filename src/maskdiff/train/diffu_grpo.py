@@ -170,6 +170,14 @@ def train_diffu_grpo(
         # factor world undoes the gradient averaging over ranks.
         all_tokens = int(gather_rows(setup, comp_mask.sum().view(1)).sum())
         passes = balanced_chunks(setup, chunks)
+        # Statistics of the rollout batch (all ranks), the same for each of its mu updates.
+        all_rewards = gather_rows(setup, rewards)
+        batch_stats = dict(
+            reward_mean=float(all_rewards.mean()), reward_std=float(all_rewards.std(correction=0)),
+            adv_abs_mean=float(gather_rows(setup, adv).abs().mean()),
+            groups_with_signal=float((all_rewards.view(-1, G).std(dim=1, correction=0) > 0).float().mean()),
+            trained_tokens=all_tokens,
+        )
         for it in range(cfg.mu):
             t1 = time.time()
             stats_acc: dict[str, float] = {}
@@ -190,19 +198,14 @@ def train_diffu_grpo(
             update += 1
             bar.update(1)
             step_time = time.time() - t1 + (rollout_time if it == 0 else 0.0)
-            all_rewards = gather_rows(setup, rewards)
             sums = global_mean(setup, {"loss": total_loss, **stats_acc})
             setup.metrics.log(
-                event="update", update=update, grad_norm=grad_norm,
-                reward_mean=float(all_rewards.mean()), reward_std=float(all_rewards.std(correction=0)),
-                adv_abs_mean=float(gather_rows(setup, adv).abs().mean()),
-                groups_with_signal=float((all_rewards.view(-1, G).std(dim=1, correction=0) > 0).float().mean()),
-                trained_tokens=all_tokens, tokens_per_s=all_tokens / max(step_time, 1e-9),
-                seconds=step_time, reward_cache_hits=cache.hits,
+                event="update", update=update, grad_norm=grad_norm, **batch_stats,
+                tokens_per_s=all_tokens / max(step_time, 1e-9), seconds=step_time, reward_cache_hits=cache.hits,
                 # Shares are over all ranks' tokens: the update's totals are the sums over ranks.
                 **{k: v * setup.world for k, v in sums.items()},
             )
-            bar.set_postfix(reward=f"{float(all_rewards.mean()):.2f}", loss=f"{total_loss:.3f}")
+            bar.set_postfix(reward=f"{batch_stats['reward_mean']:.2f}", loss=f"{total_loss:.3f}")
             end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)

@@ -215,6 +215,18 @@ def train_mdpo(
         ref_logp = _logps(setup.ref_model, prompt_lists, x_t, targets, ids, chunks, cfg.temperature) if setup.ref_model is not None else None
         rollout_time = time.time() - t0
         passes = balanced_chunks(setup, chunks)
+        # Statistics of the rollout batch (all ranks), the same for each of its mu updates.
+        all_rewards, all_adv = gather_rows(setup, rewards), gather_rows(setup, adv)
+        final_r = all_rewards[:, -1]
+        trained_tokens = int(gather_rows(setup, masked.sum().view(1)).sum())
+        batch_stats = dict(
+            reward_mean=float(final_r.mean()), reward_std=float(final_r.std(correction=0)),
+            step_reward_mean=float(all_rewards.mean()),
+            any_step_correct=float((all_rewards.max(dim=1).values > 0).float().mean()),
+            adv_abs_mean=float(all_adv.abs().mean()), adv_max=float(all_adv.abs().max()),
+            groups_with_signal=float((all_adv.abs().sum(dim=(1, 2)) > 0).float().mean()),
+            selected_steps=chosen.flatten().tolist(), trained_tokens=trained_tokens,
+        )
         for iteration in range(cfg.mu):
             t1 = time.time()
             stats_acc: dict[str, float] = {}
@@ -235,21 +247,12 @@ def train_mdpo(
             update += 1
             bar.update(1)
             step_time = time.time() - t1 + (rollout_time if iteration == 0 else 0.0)
-            all_rewards, all_adv = gather_rows(setup, rewards), gather_rows(setup, adv)
-            final_r = all_rewards[:, -1]
-            trained_tokens = int(gather_rows(setup, masked.sum().view(1)).sum())
             setup.metrics.log(
-                event="update", update=update, grad_norm=grad_norm,
-                reward_mean=float(final_r.mean()), reward_std=float(final_r.std(correction=0)),
-                step_reward_mean=float(all_rewards.mean()),
-                any_step_correct=float((all_rewards.max(dim=1).values > 0).float().mean()),
-                adv_abs_mean=float(all_adv.abs().mean()), adv_max=float(all_adv.abs().max()),
-                groups_with_signal=float((all_adv.abs().sum(dim=(1, 2)) > 0).float().mean()),
-                selected_steps=chosen.flatten().tolist(), trained_tokens=trained_tokens,
+                event="update", update=update, grad_norm=grad_norm, **batch_stats,
                 tokens_per_s=trained_tokens / max(step_time, 1e-9), seconds=step_time,
                 reward_cache_hits=cache.hits, **global_mean(setup, {"loss": total_loss, **stats_acc}),
             )
-            bar.set_postfix(reward=f"{float(final_r.mean()):.2f}", loss=f"{total_loss:.3f}")
+            bar.set_postfix(reward=f"{batch_stats['reward_mean']:.2f}", loss=f"{total_loss:.3f}")
             end_of_update(setup, eval_sets, cfg, update, seed)
     bar.close()
     save_final(setup, out_dir, base_model)
