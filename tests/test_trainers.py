@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,6 +13,7 @@ from maskdiff.tasks.countdown import generate_countdown
 from maskdiff.train.diffu_grpo import DiffuGRPOConfig, train_diffu_grpo
 from maskdiff.train.mdpo import MDPOConfig, train_mdpo
 from maskdiff.train.sft import SFTConfig, train_sft
+from parity_reward_cli import parity_reward  # a reward a random model earns half the time
 
 EVAL_CELL = {"gen_length": 8, "block_length": 8, "steps": 4, "remasking": "lcr"}
 CONFIGS = {
@@ -74,17 +74,12 @@ def _weights(path):
     return {k: v.clone() for k, v in load_model(str(path)).state_dict().items()}
 
 
-def _parity_reward(kind, texts, refs, processes=0, cache=None):
-    """A reward a random model earns half the time, so group advantages are non-zero."""
-    return np.array([float(len(t) % 2) for t in texts], dtype=np.float32)
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatch):
     train, cfg = CONFIGS[name]
     import maskdiff.train.groups as groups
 
-    monkeypatch.setattr(groups, "score_completions", _parity_reward)
+    monkeypatch.setattr(groups, "score_completions", parity_reward)
     args = dict(seed=0, eval_files={"countdown": str(world / "test.jsonl")})
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "straight"), str(tmp_path / "ck1"), cfg, **args)
 
