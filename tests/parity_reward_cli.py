@@ -18,7 +18,6 @@ import numpy as np
 import maskdiff.train.groups as groups
 from maskdiff.cli import main
 
-TRAINERS = ("maskdiff.train.sft", "maskdiff.train.diffu_grpo", "maskdiff.train.mdpo")
 
 
 def parity_reward(kind, texts, refs, processes=0, cache=None):
@@ -26,16 +25,15 @@ def parity_reward(kind, texts, refs, processes=0, cache=None):
 
 
 def die_after(update: int) -> None:
-    for name in TRAINERS:
-        module = importlib.import_module(name)
-        real = module.end_of_update
+    module = importlib.import_module("maskdiff.train.trainer")  # the update loop of every trainer
+    real = module.end_of_update
 
-        def end_then_die(setup, eval_sets, cfg, done, seed, real=real):
-            real(setup, eval_sets, cfg, done, seed)
-            if done == update:
-                raise SystemExit(f"killed after update {update} (test)")
+    def end_then_die(setup, eval_sets, cfg, done, seed):
+        real(setup, eval_sets, cfg, done, seed)
+        if done == update:
+            raise SystemExit(f"killed after update {update} (test)")
 
-        module.end_of_update = end_then_die
+    module.end_of_update = end_then_die
 
 
 def skip_deepspeed_shm_op() -> None:

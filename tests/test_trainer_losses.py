@@ -30,7 +30,32 @@ def test_step_advantages_normalise_per_step_within_group():
 
 def test_select_steps_by_summed_abs_advantage():
     adv = torch.tensor([[[0.1, -2.0, 0.5], [0.1, 1.0, -0.6]]])  # sums of |A|: 0.2, 3.0, 1.1
-    assert select_steps(adv, 2).tolist() == [[1, 2]]
+    assert select_steps(adv, 2).tolist() == [[[1, 2], [1, 2]]], "one set of K steps for the whole group"
+
+
+def test_select_steps_per_rollout_differs_from_group_selection():
+    """``rollout`` (the released trainer): each rollout its own K largest |A_t|."""
+    adv = torch.tensor([[[3.0, 0.0, 0.1], [0.0, 0.2, 0.0]]])  # group sums 3.0, 0.2, 0.1
+    assert select_steps(adv, 1, "group").tolist() == [[[0], [0]]]
+    assert select_steps(adv, 1, "rollout").tolist() == [[[0], [1]]]
+    with pytest.raises(ValueError, match="step selection"):
+        select_steps(adv, 1, "best")
+
+
+def test_mdpo_loss_kl_weight_none_conf_token():
+    """none: plain KL; conf: KL x conf_t (the released loss); token: KL x lambda_t * conf_t."""
+    logp = torch.log(torch.tensor([[0.5, 0.2]]))
+    ref = torch.log(torch.tensor([[0.25, 0.1]]))
+    w, conf = torch.tensor([[3.0, 0.5]]), torch.tensor([[0.75, 0.125]])
+    masked, zero_adv = torch.tensor([[True, True]]), torch.tensor([0.0])
+    kl = 0.5 * math.log(2.0) ** 2  # both tokens: log ref - log pi = -log 2
+    loss = {mode: float(mdpo_loss(logp, logp.detach(), ref, zero_adv, w, masked, 0.2, 1.0, mode, conf)[0])
+            for mode in ("none", "conf", "token")}
+    assert loss["none"] == pytest.approx(kl)
+    assert loss["conf"] == pytest.approx((0.75 + 0.125) * kl / 2)
+    assert loss["token"] == pytest.approx((3.0 + 0.5) * kl / 2)
+    with pytest.raises(ValueError, match="kl_weight"):
+        mdpo_loss(logp, logp.detach(), ref, zero_adv, w, masked, 0.2, 1.0, "lambda", conf)
 
 
 def test_token_weights():
@@ -118,12 +143,11 @@ def test_masked_inputs_masks_prompt_with_p_and_completion_fully():
 def test_mdpo_config_validation():
     with pytest.raises(ValueError, match="rollout_modes"):
         MDPOConfig(rollout_modes=("zigzag",))
-    with pytest.raises(ValueError, match="multiples of mu"):
-        MDPOConfig(mu=3, updates=9, checkpoint_every=10)
-    with pytest.raises(ValueError, match="multiples of mu"):
-        MDPOConfig(mu=2, updates=5, checkpoint_every=2)  # 3 rollout batches would give 6 updates
-    with pytest.raises(ValueError, match="multiples of mu"):
-        DiffuGRPOConfig(mu=2, updates=5, checkpoint_every=2)
+    with pytest.raises(ValueError, match="multiple of mu"):
+        MDPOConfig(mu=3, updates=9, checkpoint_every=10)  # a checkpoint inside a rollout batch
+    with pytest.raises(ValueError, match="multiple of mu"):
+        DiffuGRPOConfig(mu=2, updates=5, checkpoint_every=3)
+    assert DiffuGRPOConfig(mu=12, updates=100, checkpoint_every=24).iterations == 12  # the last batch gives 4
 
 
 def test_mdpo_training_samples_pair_state_target_weight_and_advantage_of_one_rollout_step():
@@ -140,15 +164,17 @@ def test_mdpo_training_samples_pair_state_target_weight_and_advantage_of_one_rol
     x_t = torch.where(torch.arange(L) < 2, code, torch.full_like(code, mask))  # 3 masked positions per state
     rollout = SimpleNamespace(x_t=x_t, x0_hat=code + 1000, confidence=(code.float() + 1) / 100)
     adv = torch.arange(P * G * T, dtype=torch.float32).view(P, G, T)
-    chosen = torch.tensor([[3, 1], [0, 2]])  # K = 2 steps per prompt
-    x, targets, weights, sample_adv, p_idx = training_samples(rollout, adv, chosen, mask)
+    # K = 2 steps per rollout, different for every rollout (step_selection "rollout")
+    chosen = torch.tensor([[[3, 1], [0, 2], [1, 0]], [[0, 2], [2, 3], [3, 1]]])
+    x, targets, weights, sample_adv, p_idx, conf = training_samples(rollout, adv, chosen, mask)
     assert x.shape == (P * 2 * G, L) and p_idx.tolist() == [0] * 6 + [1] * 6
     for m in range(P * 2 * G):
         p, k, g = m // (2 * G), (m // G) % 2, m % G
-        t, r = int(chosen[p, k]), p * G + g
+        t, r = int(chosen[p, g, k]), p * G + g
         assert x[m, 0] == t * 10 + r and (x[m, 2:] == mask).all()
         assert (targets[m] == t * 10 + r + 1000).all()
         assert sample_adv[m] == adv[p, g, t]
         lam = L / 3  # lambda_t = L / #masked
         assert weights[m, :2].eq(0).all()
         assert torch.allclose(weights[m, 2:], torch.full((3,), lam * (t * 10 + r + 1) / 100))
+        assert torch.allclose(conf[m], torch.full((L,), (t * 10 + r + 1) / 100))

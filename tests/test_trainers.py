@@ -92,7 +92,7 @@ def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatc
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a), "resume must reproduce the uninterrupted run exactly"
     # Killed after update 3 (one past the checkpoint at 2): update 3 is redone, logged once.
-    module = importlib.import_module(train.__module__)
+    module = importlib.import_module("maskdiff.train.trainer")  # the update loop every trainer runs
     _interrupted_after_update(train, module, 3, str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "never"),
                               str(tmp_path / "ck3"), cfg, **args)
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "resumed3"), str(tmp_path / "ck3"), cfg, **args)

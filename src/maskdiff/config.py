@@ -8,19 +8,65 @@ the ``local`` preset. Presets are partial YAML files merged over the defaults. B
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from .errors import InputError
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the key path."""
+class ConfigError(InputError):
+    """An invalid configuration; the message names the key path (or the file and line)."""
 
 
+# ---------------------------------------------------------------- YAML: duplicate keys, line numbers
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that rejects a key given twice in one mapping (plain YAML keeps the last one
+    silently, so a second ``pretrain:`` block would replace the whole first one)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first given on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file, strictly: syntax errors and duplicate keys raise ConfigError with ``file:line``."""
+    try:
+        with open(path) as fh:
+            return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: {problem}") from None
+
+
+def check_config_files(paths) -> None:
+    """Re-read the YAML files a run was configured with, strictly (Snakemake's own loader keeps the
+    last of two equal keys and reports syntax errors without a line)."""
+    for path in paths:
+        read_yaml(path)
+
+
+# ---------------------------------------------------------------- JSON schema with defaults
 def _with_defaults(validator_class):
     validate_properties = validator_class.VALIDATORS["properties"]
 
@@ -31,7 +77,14 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return validators.extend(validator_class, {"properties": set_defaults})
+    # JSON Schema counts 30.0 as an integer (and Python's True as one): a trainer would then get a
+    # float where it counts. Integers are ints here, numbers are never booleans.
+    type_checker = validator_class.TYPE_CHECKER.redefine_many({
+        "integer": lambda _, x: isinstance(x, int) and not isinstance(x, bool),
+        "number": lambda _, x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    })
+    strict = validators.extend(validator_class, type_checker=type_checker)
+    return validators.extend(strict, {"properties": set_defaults})
 
 
 _DefaultFilling = _with_defaults(Draft202012Validator)
@@ -52,12 +105,14 @@ def _describe(error) -> str:
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:
-    """Fill defaults into ``config`` (in place) and validate it; raise ConfigError on any problem."""
+    """Fill defaults into ``config`` (in place) and validate it: the schema, the cross-field rules,
+    and every settings dataclass the jobs will build. Raise ConfigError naming the key."""
     schema = schema or load_schema()
     errors = sorted(_DefaultFilling(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
     check_consistency(config)
+    check_sections(config)
     return config
 
 
@@ -85,6 +140,125 @@ def check_consistency(config: dict) -> None:
         raise ConfigError(f"config key mining.premined: tasks {sorted(unknown)} are not in data.tasks")
     if config["model"]["source"] == "pretrained" and not config["model"]["name_or_path"]:
         raise ConfigError("config key model.name_or_path: required when model.source is 'pretrained'")
+    _check_data(config)
+    _check_model(config)
+    _check_files(config)
+    pre = config["pretrain"]
+    if pre["warmup_steps"] > pre["steps"]:
+        raise ConfigError(f"config key pretrain.warmup_steps: {pre['warmup_steps']} exceeds pretrain.steps={pre['steps']}")
+    if config["precision"]["enabled"] and config["precision"]["task"] not in config["data"]["tasks"]:
+        raise ConfigError(f"config key precision.task: {config['precision']['task']!r} is not in data.tasks "
+                          f"{config['data']['tasks']}")
+
+
+GENERATED_TASKS = ("countdown", "arithmetic")
+HUB_TASKS = ("math500", "countdown")
+
+
+def _check_data(config: dict) -> None:
+    data = config["data"]
+    tasks = data["tasks"]
+    if len(set(tasks)) != len(tasks):
+        raise ConfigError(f"config key data.tasks: a task is listed twice: {tasks}")
+    allowed = GENERATED_TASKS if data["source"] == "generated" else HUB_TASKS
+    bad = [t for t in tasks if t not in allowed]
+    if bad:
+        raise ConfigError(f"config key data.tasks: {bad} cannot be built with data.source: {data['source']} "
+                          f"(it builds {list(allowed)})")
+    if data["source"] == "generated":
+        from .settings import build
+        from .tasks.arithmetic import ArithmeticSpec
+        from .tasks.countdown import CountdownSpec
+
+        specs = {"countdown": CountdownSpec, "arithmetic": ArithmeticSpec}
+        for task in tasks:
+            section = data[task]
+            fields = {k: v for k, v in section.items() if k in specs[task].__dataclass_fields__}
+            build(specs[task], fields, f"data.{task}")
+            for split in ("train", "test") + (("pretrain",) if config["model"]["source"] == "tiny" else ()):
+                if section.get(f"n_{split}", 1) < 1 and not (split == "test" and section.get("test_file")):
+                    raise ConfigError(f"config key data.{task}.n_{split}: must be >= 1 (the {split} split of "
+                                      f"{task} would be empty), got {section[f'n_{split}']}")
+            if task not in config["mining"]["premined"] and config["rollouts"]["shards"] > section["n_train"]:
+                raise ConfigError(f"config key rollouts.shards: {config['rollouts']['shards']} shards for "
+                                  f"{section['n_train']} {task} training prompts would leave shards empty")
+
+
+def max_prompt_length(config: dict) -> int:
+    """An upper bound on the compact prompts' lengths in characters (= tokens of the char tokenizer)."""
+    from .tasks.arithmetic import _TEMPLATES
+
+    data, longest = config["data"], 0
+    if "countdown" in data["tasks"]:
+        c = data["countdown"]
+        digits = len(str(c["max_number"]))
+        target = max(len(str(c["min_target"])), len(str(c["max_target"])))
+        longest = max(longest, c["num_count"] * digits + c["num_count"] - 1 + 1 + target)
+    if "arithmetic" in data["tasks"]:
+        a = data["arithmetic"]
+        digits = len(str(a["max_number"]))
+        longest = max(longest, max(len(t) + _TEMPLATES[t][0] * (digits - 1) + 1 for t in a["templates"]))
+    return longest
+
+
+def _check_model(config: dict) -> None:
+    model = config["model"]
+    if model["source"] != "tiny":
+        return
+    tiny = model["tiny"]
+    if tiny["hidden_size"] % tiny["num_heads"]:
+        raise ConfigError(f"config key model.tiny.num_heads: {tiny['num_heads']} heads do not divide "
+                          f"hidden_size={tiny['hidden_size']}")
+    if config["data"]["source"] == "generated" and config["data"]["prompt_style"] == "compact":
+        longest = max(max_prompt_length(config) + config["decoding"]["gen_length"],
+                      config["pretrain"]["unconditional_length"])
+        if tiny["max_positions"] < longest:
+            raise ConfigError(f"config key model.tiny.max_positions: {tiny['max_positions']} is shorter than the "
+                              f"longest sequence ({longest} tokens: prompt + decoding.gen_length, or "
+                              "pretrain.unconditional_length)")
+
+
+def _is_local_path(value: str) -> bool:
+    """A path in the repository rather than a hub id (``org/name``)."""
+    return value.startswith((".", "/")) or value.endswith(LOCAL_DATA_SUFFIXES) or value.count("/") >= 2
+
+
+def _check_files(config: dict) -> None:
+    """Every local file the config names exists (jobs would fail much later otherwise)."""
+    checks = [(f"data.countdown.test_file", config["data"]["countdown"].get("test_file"))]
+    checks += [(f"mining.premined.{task}", path) for task, path in config["mining"]["premined"].items()]
+    for task, hub in config["data"]["hub"].items():
+        checks += [(f"data.hub.{task}.{k}", hub.get(k)) for k in ("source", "train_source")]
+    if config["model"]["source"] == "pretrained":
+        checks.append(("model.name_or_path", config["model"]["name_or_path"]))
+    for key, value in checks:
+        if value and _is_local_path(value) and not os.path.exists(value):
+            raise ConfigError(f"config key {key}: {value} does not exist (relative paths are from the project root)")
+
+
+def check_sections(config: dict) -> None:
+    """Build every settings dataclass the jobs will build, so a bad field fails now, naming its key."""
+    from .precision_settings import ModelFreeSettings, ModelStudySettings
+    from .settings import build
+    from .train.configs import CONFIG_CLASSES, MDPO_MODES, TRAINERS, trainer_config
+
+    training = config["training"]
+    models = list(training["models"]) + (list(MDPO_MODES) if training["ablation"] else [])
+    models += [a for a in CONFIG_CLASSES if training.get(a) and a not in models]  # sections set but unused
+    gpus = config["resources"]["train"].get("gpu", 0)
+    for model in models:
+        cfg = trainer_config(config, model)
+        per_update = getattr(cfg, "prompts_per_update", None) or getattr(cfg, "batch_size", None)
+        if gpus > 1 and training["accelerate_config"] and per_update % gpus:
+            algorithm = "sft.batch_size" if model == "sft" else f"{TRAINERS[model]}.prompts_per_update"
+            raise ConfigError(f"config key training.{algorithm}: {per_update} must be a multiple of "
+                              f"resources.train.gpu={gpus} (each process takes an equal share)")
+    precision = config["precision"]
+    if precision["enabled"]:
+        build(ModelFreeSettings, precision["model_free"] | {"seed": config["seed"]}, "precision.model_free")
+        build(ModelStudySettings, precision["model"] | {"seed": config["seed"], "gen_length": config["decoding"]["gen_length"],
+                                                        "unconditional_length": config["pretrain"]["unconditional_length"]},
+              "precision.model")
 
 
 def deep_update(base: dict, override: dict) -> dict:
@@ -102,8 +276,7 @@ def load_config(*preset_files: str | Path, overrides: dict[str, Any] | None = No
     """Merge preset files (and overrides) and validate: the config a DAG run would see."""
     config: dict = {}
     for path in preset_files:
-        with open(path) as fh:
-            data = yaml.safe_load(fh) or {}
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a preset must be a YAML mapping")
         config = deep_update(config, data)

@@ -65,8 +65,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 import torch
@@ -76,6 +74,7 @@ from tqdm import tqdm
 
 from .batching import decode_completions, encode_prompts, prompt_batches
 from .io import atomic_path
+from .precision_settings import ModelFreeSettings, ModelStudySettings
 from .models.forward import supports_padding
 from .models.loading import TokenIds
 from .rewards import score_completions
@@ -198,27 +197,6 @@ def tail_size(vocab: int, tail_frac: float) -> int:
 
 
 # ---------------------------------------------------------------- model-free: simulation and analytic
-@dataclass(frozen=True)
-class ModelFreeSettings:
-    """Grid and budget of part (a). ``max_elements`` caps draws * (V + 1) per (setting, precision)."""
-
-    vocab_sizes: tuple[int, ...] = (32, 1024, 32768, 131072)
-    zipf_s: tuple[float, ...] = (1.0,)
-    steps: tuple[int, ...] = (64, 256, 1024, 4096)
-    times: tuple[float, ...] = (1.0,)
-    precisions: tuple[str, ...] = ("fp32", "fp64")
-    target_unmasks: int = 2000
-    min_draws: int = 1000
-    max_elements: int = 2**28
-    chunk_bytes: int = 2**29
-    tail_frac: float = 0.01
-    seed: int = 0
-    analytic_vocab_sizes: tuple[int, ...] = (32, 1024, 32768, 131072, 1048576)
-    analytic_steps: tuple[int, ...] = field(
-        default_factory=lambda: tuple(int(n) for n in np.unique(np.round(np.logspace(1, 6, 26))))
-    )
-
-
 def simulate_draws(
     q: np.ndarray, precision: str, draws: int, generator: torch.Generator, chunk_bytes: int = 2**29
 ) -> np.ndarray:
@@ -309,44 +287,6 @@ def simulate_model_free(settings: ModelFreeSettings, progress: bool = True) -> p
 
 
 # ---------------------------------------------------------------- model study
-@dataclass(frozen=True)
-class ModelStudySettings:
-    """Part (b). ``step_multiples`` gives N = m * gen_length for the ancestral sampler;
-    ``fhs_tokens_per_call`` lists FHS variants (1 = exact, k > 1 = parallel)."""
-
-    gen_length: int = 32
-    step_multiples: tuple[int, ...] = (1, 4, 16, 64)
-    precisions: tuple[str, ...] = ("fp32", "fp64")
-    fhs_tokens_per_call: tuple[int, ...] = (1, 4)
-    fhs_precision: str = "fp64"
-    modes: tuple[str, ...] = ("prompted", "unconditional")
-    num_unconditional: int = 64
-    unconditional_prompt: str = "empty"  # or "eos": a single EOS token for models that need a prompt
-    unconditional_length: int | None = None  # positions sampled unconditionally (None = gen_length)
-    batch_size: int = 64
-    schedule: str = "linear"
-    seed: int = 0
-    chat_template: bool = False
-
-    def sampler_configs(self, mode: str = "prompted") -> list[dict]:
-        length = self.length(mode)
-        configs = [
-            {"sampler": "ancestral", "precision": p, "steps": m * length, "tokens_per_call": None}
-            for m in self.step_multiples for p in self.precisions
-        ]
-        configs += [
-            {"sampler": "fhs", "precision": self.fhs_precision, "steps": None, "tokens_per_call": k}
-            for k in self.fhs_tokens_per_call
-        ]
-        return configs
-
-    def length(self, mode: str) -> int:
-        """Positions sampled in ``mode``: the task's generation length, or a whole example's."""
-        if mode == "unconditional" and self.unconditional_length:
-            return self.unconditional_length
-        return self.gen_length
-
-
 def config_label(cfg: dict) -> str:
     if cfg["sampler"] == "fhs":
         return f"fhs-k{cfg['tokens_per_call']}-{cfg['precision']}"

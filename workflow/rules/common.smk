@@ -6,8 +6,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from maskdiff.config import validate_config  # noqa: E402
+from maskdiff.config import check_config_files, validate_config  # noqa: E402
+from maskdiff.train.configs import MDPO_MODES, config_json, trainer_config  # noqa: E402
 
+# Stop here, before any job, on anything the jobs would trip over: the config files read strictly
+# (duplicate keys, YAML errors with their line), then the schema, the cross-field rules and every
+# settings dataclass the jobs build. The message names the file and line or the key path.
+check_config_files(workflow.configfiles)
 validate_config(config)
 
 # Rules call the `maskdiff` console script of the interpreter running Snakemake (the project's
@@ -52,8 +57,6 @@ def library_code(*parts):
     return sorted(f"src/maskdiff/{f}" for f in files)
 
 
-# Rollout-mode ablation: model name -> MDPO rollout modes (plain `mdpo` is mixed).
-MDPO_MODES = {"mdpo_semi_ar": ["semi_ar"], "mdpo_pure_diff": ["pure_diff"]}
 TRAINED_MODELS = list(config["training"]["models"]) + (list(MDPO_MODES) if config["training"]["ablation"] else [])
 EVAL_MODELS = ["base"] + TRAINED_MODELS
 
@@ -100,7 +103,8 @@ def stage_resources(stage):
 
 def model_options():
     m = config["model"]
-    return as_json({k: m[k] for k in ("trust_remote_code_for", "mask_token_id", "chat_template", "dtype")})
+    keys = ("trust_remote_code_for", "remote_code_sha256", "revision", "mask_token_id", "chat_template", "dtype")
+    return as_json({k: m[k] for k in keys})
 
 
 # ---- used by data.smk
@@ -136,26 +140,9 @@ def mining_inputs(wildcards):
 
 
 # ---- used by train.smk
-def trainer_settings(algorithm, variant=None):
-    """The algorithm's config section plus what all trainers share (updates, evaluation cell)."""
-    t, dec = config["training"], config["decoding"]
-    shared = {
-        "updates": t["updates"],
-        "eval_every": t["eval_every"],
-        "eval_problems": t["eval_problems"],
-        "checkpoint_every": t["checkpoint_every"],
-        "gen_length": dec["gen_length"],
-        "eval_cell": {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule")} | {"remasking": "lcr"},
-    }
-    if algorithm != "sft":
-        shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"]}
-    if algorithm == "mdpo":
-        shared["semi_ar_block"] = min(config["evaluation"]["grid"]["block_length"])
-        if variant in MDPO_MODES:
-            shared["rollout_modes"] = MDPO_MODES[variant]
-    if algorithm == "diffu_grpo":
-        shared["block_length"] = min(config["evaluation"]["grid"]["block_length"])
-    return as_json(shared | t[algorithm])
+def trainer_settings(model):
+    """The settings ``model`` trains with (built and checked at parse time, see validate_config)."""
+    return as_json(config_json(trainer_config(config, model)))
 
 
 def launcher():

@@ -78,7 +78,7 @@ rule train_mdpo:
     output:
         model=directory(f"{RESULTS}/models/{{mdpo_variant}}"),
     params:
-        settings=lambda w: trainer_settings("mdpo", w.mdpo_variant),
+        settings=lambda w: trainer_settings(w.mdpo_variant),
         model_options=model_options(),
         eval=eval_args(),
         launcher=launcher(),

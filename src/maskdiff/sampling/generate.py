@@ -30,6 +30,7 @@ from .categorical import PRECISIONS, gumbel_argmax, token_confidence
 from .schedules import SCHEDULES, transfer_counts
 
 REMASKING = ("lcr", "rcr", "random")
+CONFIDENCES = ("untempered", "tempered")
 RCR_SCORES = ("max", "latest")
 
 
@@ -45,6 +46,9 @@ class DecodeSettings:
     schedule: str = "even"
     temperature: float = 0.0
     precision: str = "fp64"
+    # Confidence of a sampled token at temperature > 0: its probability under the untempered softmax
+    # (LLaDA's generate()) or under softmax(logits / temperature) (the released MDPO rollouts).
+    confidence: str = "untempered"
 
     def __post_init__(self) -> None:
         if self.gen_length < 1 or self.block_length < 1 or self.steps < 1:
@@ -58,6 +62,7 @@ class DecodeSettings:
             ("rcr_score", self.rcr_score, RCR_SCORES),
             ("schedule", self.schedule, SCHEDULES),
             ("precision", self.precision, tuple(PRECISIONS)),
+            ("confidence", self.confidence, CONFIDENCES),
         ):
             if value not in choices:
                 raise ValueError(f"decoding {name}={value!r} is not one of {choices}")
@@ -156,7 +161,8 @@ def generate(
             nfe += 1
             # Confidence = probability of the prediction under the full softmax, [MASK] included
             # in the normaliser, as in LLaDA's generate().
-            log_norm = torch.logsumexp(logits, dim=-1)
+            tempered = s.confidence == "tempered" and s.temperature > 0
+            log_norm = torch.logsumexp(logits / s.temperature if tempered else logits, dim=-1)
             if ids.mask < logits.shape[-1]:
                 # [MASK] is never a prediction. LLaDA's generate() does not exclude it from the
                 # argmax, so it could "commit" a mask and leave a hole: the engine's one deviation.
@@ -164,7 +170,7 @@ def generate(
             gen = x[:, prompt_len:]
             masked = gen == ids.mask
             predicted = gumbel_argmax(logits, s.temperature, s.precision, generator)
-            confidence = token_confidence(logits, predicted, log_norm)
+            confidence = token_confidence(logits / s.temperature if tempered else logits, predicted, log_norm)
             x0_hat = torch.where(masked, predicted, gen)
             if record_trajectory:
                 dtype = compact_int_dtype(logits.shape[-1])

@@ -3,7 +3,9 @@
 A checkpoint directory holds the model in ``save_pretrained`` form (safetensors), the optimizer,
 scheduler and RNG states (``trainer_state.pt``, loaded with ``weights_only=True``) and
 ``progress.json`` (update count and anything the trainer needs to continue exactly). The whole
-directory is replaced atomically, so a kill mid-save leaves the previous checkpoint intact.
+directory is replaced atomically, so a kill mid-save leaves the previous checkpoint intact. So does
+a full disk, which is reported as such (:class:`~maskdiff.io.DiskFullError` naming the file):
+torch.save alone would say only ``[enforce fail at inline_container.cc] . unexpected pos``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..io import atomic_dir, read_json, recover_dir, sha256_file, write_json
+from ..io import atomic_dir, read_json, recover_dir, reporting_disk_full, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -47,18 +49,24 @@ def save_checkpoint(
     generators: dict[str, torch.Generator] | None = None,
     tokenizer=None,
 ) -> None:
+    ckpt_dir = Path(ckpt_dir)
+    kept = f" (the previous checkpoint in {ckpt_dir} is kept)"
     with atomic_dir(ckpt_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        with reporting_disk_full(ckpt_dir / "model.safetensors", kept):
+            model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
+            with reporting_disk_full(ckpt_dir / "tokenizer.json", kept):
+                tokenizer.save_pretrained(tmp)
         state = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else {},
             "torch_rng": torch.get_rng_state(),
             "generators": {name: g.get_state() for name, g in (generators or {}).items()},
         }
-        torch.save(state, tmp / "trainer_state.pt")
-        write_json(tmp / "progress.json", progress)
+        with reporting_disk_full(ckpt_dir / "trainer_state.pt", kept):
+            torch.save(state, tmp / "trainer_state.pt")
+        with reporting_disk_full(ckpt_dir / "progress.json", kept):
+            write_json(tmp / "progress.json", progress)
 
 
 def read_progress(ckpt_dir: str | Path, fingerprint: str | None = None) -> dict | None:

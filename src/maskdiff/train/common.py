@@ -29,12 +29,15 @@ from accelerate.utils import DistributedType
 
 from ..evaluate import decode_and_score
 from ..io import JsonlLogger, NullLogger, atomic_dir, read_jsonl, replace_dir, truncate_metrics, write_json
-from ..models.forward import forward_logits, model_device
-from ..models.loading import TokenIds, load_model, load_tokenizer, token_ids
+from ..models.forward import forward_logits, model_device, supports_padding
+from ..models.loading import TokenIds, load_model, load_tokenizer, remote_code_options, token_ids
 from ..sampling.generate import settings_from_config
 from ..seeding import step_generator
+from ..settings import as_dict
 from .checkpoint import load_checkpoint, read_progress, run_fingerprint, save_checkpoint
+from .configs import TrainerConfig
 from .schedule import build_scheduler
+
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +77,19 @@ class TrainingSetup:
 def setup_training(
     base_model: str,
     ckpt_dir: str | Path,
-    lr: float,
-    updates: int,
-    warmup: int = 0,
-    weight_decay: float = 0.0,
+    cfg: TrainerConfig,
     beta: float = 0.0,
     model_options: dict | None = None,
-    mixed_precision: str = "no",
     config_record: dict | None = None,
     data_files: list[str] = (),
 ) -> TrainingSetup:
     """Load the policy (and a frozen reference copy when ``beta > 0``), resume if a checkpoint exists."""
     opts = model_options or {}
-    trust = tuple(opts.get("trust_remote_code_for", []))
+    remote = remote_code_options(opts)
     # Without GPUs: cpu=True (multi-process launches then run DDP over gloo), except under a
     # DeepSpeed launch, which cpu=True would switch off (DeepSpeed runs on the CPU too, for checks).
     deepspeed_launch = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
-    accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch, mixed_precision=mixed_precision)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch, mixed_precision=cfg.mixed_precision)
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() != accelerator.num_processes:
         # Every rank would then believe it is the main process and write the same files.
@@ -98,26 +97,30 @@ def setup_training(
                            f"{dist.get_world_size()}: check the accelerate launch config")
     deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
     if deepspeed:
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
         # The trainers feed their own micro-batches (no DataLoader to infer a size from); the value
         # only enters DeepSpeed's bookkeeping, gradient accumulation is driven by backward().
-        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
         if ds_config.get("train_micro_batch_size_per_gpu", "auto") == "auto":
             ds_config["train_micro_batch_size_per_gpu"] = 1
-    tokenizer = load_tokenizer(base_model, trust)
-    model = load_model(base_model, trust, dtype=opts.get("dtype"))
+        # DeepSpeed clips inside its step and ignores clip_grad_norm_'s value: the trainer's
+        # grad_clip must be the engine's, whatever the launch config says.
+        ds_config["gradient_clipping"] = cfg.grad_clip
+    tokenizer = load_tokenizer(base_model, **remote)
+    model = load_model(base_model, dtype=opts.get("dtype"), **remote)
     ids = token_ids(tokenizer, model.config, opts.get("mask_token_id"))
     ref_model = None
     if beta > 0:
         ref_model = copy.deepcopy(model).eval()
         ref_model.requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
-    scheduler = build_scheduler(optimizer, updates, warmup, "constant", 1.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.adam_betas)
+    scheduler = build_scheduler(optimizer, cfg.updates, cfg.warmup, "constant", 1.0)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if ref_model is not None:
         ref_model.to(accelerator.device)
     ckpt_dir = Path(ckpt_dir)
-    fingerprint = run_fingerprint({"base_model": base_model, "processes": accelerator.num_processes,
-                                   **(config_record or {})}, list(data_files) + _weight_files(base_model))
+    record = {"algorithm": type(cfg).__name__, **as_dict(cfg), **(config_record or {})}
+    fingerprint = run_fingerprint({"base_model": base_model, "processes": accelerator.num_processes, **record},
+                                  list(data_files) + _weight_files(base_model))
     if deepspeed:
         progress = read_progress(ckpt_dir, fingerprint)
         if progress:
@@ -136,7 +139,9 @@ def setup_training(
             truncate_metrics(metrics_path, start)
         metrics = JsonlLogger(metrics_path, append=start > 0)
         if start == 0:
-            metrics.log(event="config", base_model=base_model, processes=accelerator.num_processes, **(config_record or {}))
+            clip = model.gradient_clipping() if deepspeed else cfg.grad_clip
+            metrics.log(event="config", base_model=base_model, processes=accelerator.num_processes,
+                        effective_grad_clip=clip, **record)
     model.train()
     return TrainingSetup(accelerator, model, ref_model, tokenizer, ids, optimizer, scheduler, start, metrics, ckpt_dir,
                          bool(opts.get("chat_template")), {"fingerprint": fingerprint})
@@ -192,6 +197,17 @@ def local_share(items: list, setup: TrainingSetup) -> list:
     if len(items) % setup.world:
         raise ValueError(f"prompts_per_update ({len(items)}) must be a multiple of the number of processes ({setup.world})")
     return items[setup.rank :: setup.world]
+
+
+def row_chunks(setup: TrainingSetup, n: int, micro_batch: int, prompt_lists: list[list[int]]) -> list[list[int]]:
+    """Row chunks for forward passes: micro-batches, split further by prompt length for models
+    that ignore attention masks (never pad them)."""
+    if supports_padding(setup.accelerator.unwrap_model(setup.model)):
+        return [list(range(i, min(i + micro_batch, n))) for i in range(0, n, micro_batch)]
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(prompt_lists):
+        by_len.setdefault(len(p), []).append(i)
+    return [rows[i : i + micro_batch] for rows in by_len.values() for i in range(0, len(rows), micro_batch)]
 
 
 def balanced_chunks(setup: TrainingSetup, chunks: list[list[int]]) -> list[tuple[list[int], float]]:

@@ -28,6 +28,7 @@ class SupervisedBatchSource:
     prompts: list[list[int]]
     responses: torch.Tensor
     unconditional: torch.Tensor | None = None  # [N, unconditional_length] whole examples
+    truncated: int = 0  # solutions cut to fit the response length (truncate=True)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -61,18 +62,24 @@ class SupervisedBatchSource:
 def build_supervised(
     tokenizer, records: list[dict], gen_length: int, ids: TokenIds, chat_template: bool = False, source: str = "records",
     unconditional_length: int | None = None,
+    truncate: bool = False,
 ) -> SupervisedBatchSource:
     """Tokenise ``prompt`` and ``solution`` of every record (and, with ``unconditional_length``,
-    its whole-example form); a text longer than fits is an error."""
+    its whole-example form). A solution that does not fit ``gen_length`` with one EOS is an error,
+    or with ``truncate`` cut to ``gen_length`` tokens (no EOS: the model learns that the answer
+    goes on, as the released SFT's max-length truncation teaches it) and counted."""
     prompts = encode_prompts(tokenizer, [r["prompt"] for r in records], chat_template)
     responses = torch.full((len(records), gen_length), ids.eos, dtype=torch.long)
+    truncated = 0
     for row, record in enumerate(records):
         solution = tokenizer(record["solution"], add_special_tokens=False)["input_ids"]
         if len(solution) >= gen_length:
-            raise ValueError(
-                f"{source}: record {record.get('id', row)} has a {len(solution)}-token solution; "
-                f"decoding.gen_length={gen_length} must exceed it (one EOS at least)"
-            )
+            if not truncate:
+                raise ValueError(
+                    f"{source}: record {record.get('id', row)} has a {len(solution)}-token solution; "
+                    f"decoding.gen_length={gen_length} must exceed it (one EOS at least)"
+                )
+            solution, truncated = solution[:gen_length], truncated + 1
         responses[row, : len(solution)] = torch.tensor(solution, dtype=torch.long)
     whole = None
     if unconditional_length:
@@ -85,4 +92,4 @@ def build_supervised(
                     f"pretrain.unconditional_length={unconditional_length} must exceed it (one EOS at least)"
                 )
             whole[row, : len(text)] = torch.tensor(text, dtype=torch.long)
-    return SupervisedBatchSource(prompts=prompts, responses=responses, unconditional=whole)
+    return SupervisedBatchSource(prompts=prompts, responses=responses, unconditional=whole, truncated=truncated)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..io import read_jsonl
 from ..batching import decode_completions, encode_prompts, left_pad, length_buckets
 from ..models.forward import supports_padding
 from ..models.loading import TokenIds
@@ -36,6 +37,14 @@ class GroupRollout:
 
     def row_prompt(self, row: int) -> list[int]:
         return self.prompt_ids[row // self.group_size]
+
+
+def read_train_records(files: list[str], allow_empty: bool = False) -> list[dict]:
+    """The training prompts of a trainer: every record of ``files`` (validated, naming file and line)."""
+    records = [r for f in files for r in read_jsonl(f)]
+    if not records and not allow_empty:
+        raise ValueError(f"no training prompts in {files}")
+    return records
 
 
 def sample_prompts(records: list[dict], n: int, seed: int, update: int) -> list[dict]:

@@ -17,11 +17,13 @@ import torch
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from ..io import JsonlLogger, atomic_dir, read_jsonl, truncate_metrics
+from ..errors import InputError
+from ..io import JsonlLogger, atomic_dir, truncate_metrics
 from ..models.loading import token_ids
 from ..models.tiny import TinyModelSpec, build_tiny_model
 from ..models.tokenizer import build_char_tokenizer
 from ..seeding import step_generator
+from ..tasks.records import read_task_files
 from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
 from .data import build_supervised
 from .diffusion_loss import masked_diffusion_loss
@@ -62,9 +64,11 @@ def pretrain(
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     tokenizer = build_char_tokenizer(charset) if charset else build_char_tokenizer()
     ids = token_ids(tokenizer)
-    records = [r for path in data_files for r in read_jsonl(path)]
+    # Validated per file: an empty or malformed file of one task is an error, not a model that
+    # silently learnt only the other task.
+    records = read_task_files(data_files, "pretrain")
     if not records:
-        raise ValueError(f"no pretraining records in {[str(p) for p in data_files]}")
+        raise InputError("no pretraining data files given")
     if not 0.0 <= cfg.unconditional_fraction <= 1.0:
         raise ValueError(f"pretrain.unconditional_fraction must be in [0, 1], got {cfg.unconditional_fraction}")
     data = build_supervised(tokenizer, records, gen_length, ids, source=", ".join(str(p) for p in data_files),

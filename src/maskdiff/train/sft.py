@@ -6,36 +6,61 @@ objective. The prompt stays clean; each response token is masked with probabilit
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm import tqdm
 
-from ..io import read_jsonl
 from ..seeding import step_generator
-from .common import (backward, clip_and_step, end_of_update, global_mean, load_eval_sets, local_share, log_eval,
-                     save_final, setup_training)
-from .data import build_supervised
+from .common import load_eval_sets, local_share, setup_training
+from .configs import SFTConfig
+from .data import SupervisedBatchSource, build_supervised
 from .diffusion_loss import masked_diffusion_loss
+from .groups import read_train_records
+from .trainer import Batch, Trainer
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SFTConfig:
-    updates: int = 100
-    batch_size: int = 64
-    lr: float = 1e-4  # paper 1e-5 (8B), 5 epochs over 3000 OpenR1 solutions
-    warmup: int = 0
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    gen_length: int = 16
-    checkpoint_every: int = 10
-    eval_every: int = 10
-    eval_problems: int = 256
-    eval_cell: dict = field(default_factory=dict)
-    mixed_precision: str = "no"
+class SFTTrainer(Trainer):
+    """The masked-diffusion loss on reference solutions, one micro-batch per rank and update."""
+
+    name = "sft"
+    cfg: SFTConfig
+
+    def __init__(self, *args, data: SupervisedBatchSource, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data = data
+
+    def prepare(self, batch_index: int) -> Batch:
+        # The update's batch is drawn globally (a pure function of seed and update: exact resume);
+        # each rank takes its share, in micro-batches, each masked with its own noise stream.
+        indices = epoch_batch(len(self.data), self.cfg.batch_size, batch_index, self.seed)
+        local = local_share(indices, self.setup)
+        rows = list(range(len(local)))
+        chunks = [rows[i : i + self.cfg.micro_batch] for i in range(0, len(rows), self.cfg.micro_batch)]
+        epoch = (batch_index + 1) * self.cfg.batch_size / len(self.data)
+        return Batch(chunks, {"batch_rows": len(indices), "epochs": epoch, "truncated_solutions": self.data.truncated},
+                     {"rows": self.data.batch(local, self.setup.ids.pad), "batch_index": batch_index,
+                      "global_rows": len(indices)})
+
+    def chunk_loss(self, batch: Batch, chunk: list[int], iteration: int):
+        rows, ids = batch.data["rows"], self.setup.ids
+        noise = step_generator(self.seed, "sft-mask", batch.data["batch_index"], self.setup.rank, chunk[0])
+        loss, n_masked = masked_diffusion_loss(self.setup.model, rows["input_ids"][chunk], rows["response_mask"][chunk],
+                                               ids.mask, rows["attention_mask"][chunk], generator=noise)
+        return loss, {"trained_tokens": float(n_masked) * batch.data["global_rows"] / len(chunk)}, len(chunk) / batch.data["global_rows"]
+
+
+def epoch_batch(n: int, batch_size: int, batch_index: int, seed: int) -> list[int]:
+    """Rows of batch ``batch_index`` when the data is read epoch by epoch, each epoch in a fresh
+    seeded order (so ``epochs`` means what it says; a pure function of its arguments)."""
+    orders: dict[int, list[int]] = {}
+    out = []
+    for i in range(batch_index * batch_size, (batch_index + 1) * batch_size):
+        epoch, position = divmod(i, n)
+        if epoch not in orders:
+            orders[epoch] = torch.randperm(n, generator=step_generator(seed, "sft-epoch", epoch)).tolist()
+        out.append(orders[epoch][position])
+    return out
 
 
 def train_sft(
@@ -48,37 +73,14 @@ def train_sft(
     model_options: dict | None = None,
     eval_files: dict[str, str] | None = None,
 ) -> dict:
-    records = [r for f in train_files for r in read_jsonl(f) if r.get("solution")]
+    records = [r for r in read_train_records(train_files) if r.get("solution")]
     if not records:
         raise ValueError(f"no training records with a reference solution in {train_files}")
-    setup = setup_training(base_model, ckpt_dir, cfg.lr, cfg.updates, cfg.warmup, cfg.weight_decay, 0.0,
-                           model_options, cfg.mixed_precision, {"algorithm": "sft", **asdict(cfg), "train_records": len(records)}, data_files=train_files)
-    data = build_supervised(setup.tokenizer, records, cfg.gen_length, setup.ids, setup.chat_template, ", ".join(train_files))
-    eval_sets = load_eval_sets(eval_files or {}, cfg.eval_problems)
-    update = setup.start_update
-    if update == 0:
-        log_eval(setup, eval_sets, cfg, 0, seed)
-    bar = tqdm(total=cfg.updates, initial=update, desc="sft", mininterval=5, disable=not setup.is_main)
-    while update < cfg.updates:
-        t0 = time.time()
-        # The update's batch is drawn globally (a pure function of seed and update: exact resume);
-        # each rank takes its share and masks it with its own noise stream.
-        g = step_generator(seed, "sft", update)
-        indices = torch.randint(len(data), (min(cfg.batch_size, len(data)),), generator=g).tolist()
-        batch = data.batch(local_share(indices, setup), setup.ids.pad)
-        noise = step_generator(seed, "sft-mask", update, setup.rank)
-        loss, n_masked = masked_diffusion_loss(setup.model, batch["input_ids"], batch["response_mask"], setup.ids.mask,
-                                               batch["attention_mask"], generator=noise)
-        backward(setup, loss, last=True)
-        grad_norm = clip_and_step(setup, cfg.grad_clip)
-        update += 1
-        bar.update(1)
-        seconds = time.time() - t0
-        stats = global_mean(setup, {"loss": float(loss.detach()), "trained_tokens": n_masked})
-        trained = int(round(stats["trained_tokens"] * setup.world))
-        setup.metrics.log(event="update", update=update, loss=stats["loss"], grad_norm=grad_norm,
-                          trained_tokens=trained, tokens_per_s=trained / max(seconds, 1e-9), seconds=seconds)
-        end_of_update(setup, eval_sets, cfg, update, seed)
-    bar.close()
-    save_final(setup, out_dir, base_model)
-    return {"updates": update}
+    setup = setup_training(base_model, ckpt_dir, cfg, 0.0, model_options, {"train_records": len(records)},
+                           data_files=train_files)
+    data = build_supervised(setup.tokenizer, records, cfg.response_length, setup.ids, setup.chat_template,
+                            ", ".join(train_files), truncate=True)
+    if data.truncated:
+        log.warning("%d of %d reference solutions truncated to %d tokens", data.truncated, len(records), cfg.response_length)
+    trainer = SFTTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems), data=data)
+    return trainer.run(out_dir, base_model)

@@ -1,0 +1,213 @@
+"""Settings of the fine-tuning trainers: one base shared by all, one dataclass per algorithm.
+
+Defaults are the ``local`` preset's; each field's comment gives the paper's value (and the released
+code's where it differs). ``config/presets/paper.yaml`` sets the paper's values and cites them;
+``docs/fidelity.md`` tabulates every difference. The workflow builds these dataclasses from the
+config at parse time (:func:`trainer_config`), so a bad field stops ``snakemake -n`` before any job.
+
+This module imports no torch: Snakemake imports it on every invocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..settings import as_dict, build, require
+
+ROLLOUT_MODES = ("semi_ar", "pure_diff")
+REMASKINGS = ("lcr", "rcr-max", "rcr-latest", "random")
+# Model name -> trainer: every model the workflow can train.
+TRAINERS = {"sft": "sft", "diffu_grpo": "diffu_grpo", "mdpo": "mdpo", "mdpo_all_data": "mdpo",
+            "mdpo_semi_ar": "mdpo", "mdpo_pure_diff": "mdpo"}
+# The rollout-mode ablation: model name -> MDPO rollout modes (plain `mdpo` is mixed).
+MDPO_MODES = {"mdpo_semi_ar": ("semi_ar",), "mdpo_pure_diff": ("pure_diff",)}
+
+
+def check_cell(cell: dict, key: str) -> None:
+    """A decoding cell's shape rules (the sampler checks them again; here they fail at parse time)."""
+    gen, block, steps = cell.get("gen_length"), cell.get("block_length"), cell.get("steps")
+    if None in (gen, block, steps):
+        return
+    require(block >= 1 and gen % block == 0, f"{key}: block_length {block} must divide gen_length {gen}")
+    require(steps % (gen // block) == 0, f"{key}: steps {steps} must be a multiple of the {gen // block} blocks")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainerConfig:
+    """What every trainer shares: the optimisation budget, checkpoints and held-out evaluation."""
+
+    updates: int = 100  # optimizer updates; every method gets the same number (paper: 100, Sec. 4)
+    lr: float = 1e-4
+    warmup: int = 0  # linear warm-up updates, then constant
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.99)  # d1's diffu-GRPO (0.9, 0.99); released MDPO: HF default (0.9, 0.999)
+    grad_clip: float = 1.0  # max gradient norm (also applied under DeepSpeed)
+    gen_length: int = 16  # generated positions (paper 512)
+    checkpoint_every: int = 10
+    eval_every: int = 10  # held-out accuracy every N updates (0 = only at the start and the end)
+    eval_problems: int = 256
+    eval_cell: dict = field(default_factory=dict)  # decoding cell of the held-out evaluation
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+    def __post_init__(self) -> None:
+        for name in ("updates", "checkpoint_every", "eval_problems", "gen_length"):
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 <= self.warmup <= self.updates, f"warmup must be in [0, updates={self.updates}], got {self.warmup}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+        require(all(0 <= b < 1 for b in self.adam_betas), f"adam_betas must lie in [0, 1), got {self.adam_betas}")
+        check_cell(self.eval_cell, "eval_cell")
+
+    @property
+    def iterations(self) -> int:
+        """Optimizer updates per prepared batch (PPO's mu for the RL trainers)."""
+        return 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SFTConfig(TrainerConfig):
+    """Masked SFT on reference solutions (the paper's SFT baseline: lr 1e-5, 5 epochs over 3000 OpenR1
+    solutions with \\boxed, DESIGN section 7)."""
+
+    batch_size: int = 64  # sequences per update, drawn epoch by epoch (a fresh permutation per epoch)
+    micro_batch: int = 512  # sequences per forward/backward on one process (gradient accumulation beyond)
+    # Response tokens trained per example: solutions are EOS-filled to this length, longer ones are
+    # truncated (counted in the metrics). None = gen_length.
+    max_response_length: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.batch_size >= 1 and self.micro_batch >= 1, f"batch_size and micro_batch must be >= 1, got "
+                f"{self.batch_size} and {self.micro_batch}")
+        require(self.max_response_length is None or self.max_response_length >= 2,
+                f"max_response_length must be >= 2 (a token and an EOS), got {self.max_response_length}")
+
+    @property
+    def response_length(self) -> int:
+        return self.max_response_length or self.gen_length
+
+
+@dataclass(frozen=True, kw_only=True)
+class RLConfig(TrainerConfig):
+    """What the policy-gradient trainers share: group rollouts, the PPO clip and the KL term."""
+
+    prompts_per_update: int = 8  # paper 16
+    group_size: int = 8  # G rollouts per prompt; paper 8
+    temperature: float = 1.0  # rollout sampling temperature
+    # Confidence of a sampled token (remasking rank, MDPO's token weight): the untempered softmax
+    # probability (LLaDA's generate) or the tempered one (released MDPO rollouts).
+    confidence: Literal["untempered", "tempered"] = "untempered"
+    steps: int = 16  # denoising steps per rollout
+    remasking: Literal["lcr", "rcr-max", "rcr-latest", "random"] = "lcr"
+    clip_eps: float = 0.2
+    beta: float = 0.0  # KL weight (0 = no reference model)
+    mu: int = 1  # optimizer updates per rollout batch (PPO iterations)
+    micro_batch: int = 512  # sequences per forward/backward (gradient accumulation beyond)
+    reward_processes: int = 0  # math-verify worker processes (0 = in-process)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("prompts_per_update", "steps", "mu", "micro_batch"):
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self.group_size >= 2, f"group_size must be >= 2 (advantages compare rollouts of a prompt), got {self.group_size}")
+        require(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
+        require(self.clip_eps > 0, f"clip_eps must be > 0, got {self.clip_eps}")
+        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        require(self.reward_processes >= 0, f"reward_processes must be >= 0, got {self.reward_processes}")
+        require(self.checkpoint_every % self.mu == 0,
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of mu ({self.mu}): every rollout batch "
+                "gives mu updates, and a resumed run starts at a batch boundary (the last batch may give fewer)")
+
+    @property
+    def iterations(self) -> int:
+        return self.mu
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiffuGRPOConfig(RLConfig):
+    """diffu-GRPO (d1), as re-run by the MDPO authors: lr 3e-6, block 32, 128 steps, gen 512,
+    temperature 0.1, beta 0.04, eps 0.5, p_mask_prompt 0.15 (DESIGN section 7)."""
+
+    temperature: float = 0.1
+    clip_eps: float = 0.5
+    beta: float = 0.04  # k3 KL
+    group_size: int = 6
+    block_length: int = 4  # semi-AR rollouts (paper 32)
+    p_mask_prompt: float = 0.15  # prompt tokens masked in the one-pass log-prob estimate
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 <= self.p_mask_prompt < 1, f"p_mask_prompt must be in [0, 1), got {self.p_mask_prompt}")
+        check_cell({"gen_length": self.gen_length, "block_length": self.block_length, "steps": self.steps}, "block_length")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MDPOConfig(RLConfig):
+    """MDPO (He et al.): G=8 rollouts at temperature 0.4, LCR, 128 steps, gen 512, blocks drawn from
+    {128, 512}; top K=8 steps; PPO clip 0.2; k2 KL beta 0.02; lr 7e-7 (DESIGN section 7)."""
+
+    temperature: float = 0.4
+    clip_eps: float = 0.2
+    beta: float = 0.02  # k2 KL
+    top_k_steps: int = 8  # K
+    semi_ar_block: int = 4  # block length of semi-AR rollouts (paper 128)
+    rollout_modes: tuple[str, ...] = ROLLOUT_MODES  # drawn per rollout; paper: mixed
+    adv_eps: float = 1e-4
+    # Which K steps are trained: the K with the largest group-summed |A_t| (one set per prompt), or
+    # each rollout's own K largest |A_t| (released trainer).
+    step_selection: Literal["group", "rollout"] = "group"
+    # Weight of each token's KL term: none (a plain KL penalty), conf (times conf_t, as the released
+    # loss multiplies the whole per-token loss by conf_t), token (times lambda_t * conf_t, as the policy term).
+    kl_weight: Literal["none", "conf", "token"] = "none"
+    # Reduction over the K selected steps of a rollout: mean (the loss does not grow with K) or sum.
+    step_reduction: Literal["mean", "sum"] = "mean"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(1 <= self.top_k_steps <= self.steps, f"top_k_steps ({self.top_k_steps}) must be in [1, steps={self.steps}]")
+        require(bool(self.rollout_modes) and set(self.rollout_modes) <= set(ROLLOUT_MODES),
+                f"rollout_modes must be a non-empty subset of {list(ROLLOUT_MODES)}, got {list(self.rollout_modes)}")
+        require(self.adv_eps > 0, f"adv_eps must be > 0, got {self.adv_eps}")
+        if "semi_ar" in self.rollout_modes:
+            check_cell({"gen_length": self.gen_length, "block_length": self.semi_ar_block, "steps": self.steps}, "semi_ar_block")
+        check_cell({"gen_length": self.gen_length, "block_length": self.gen_length, "steps": self.steps}, "steps")
+
+
+CONFIG_CLASSES = {"sft": SFTConfig, "diffu_grpo": DiffuGRPOConfig, "mdpo": MDPOConfig}
+
+
+def trainer_config(config: dict, model: str) -> TrainerConfig:
+    """The settings ``model`` trains with: what every trainer shares (updates, evaluation cell,
+    generation length; the RL trainers' steps and block lengths from the decoding grid), then the
+    algorithm's own section ``training.<algorithm>`` over it. Raises naming the key path."""
+    algorithm = TRAINERS[model]
+    t, dec = config["training"], config["decoding"]
+    shared = {
+        "updates": t["updates"],
+        "eval_every": t["eval_every"],
+        "eval_problems": t["eval_problems"],
+        "checkpoint_every": t["checkpoint_every"],
+        "gen_length": dec["gen_length"],
+        "eval_cell": {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule")} | {"remasking": "lcr"},
+    }
+    if algorithm != "sft":
+        shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"]}
+    if algorithm == "mdpo":
+        shared["semi_ar_block"] = min(config["evaluation"]["grid"]["block_length"])
+        if model in MDPO_MODES:
+            shared["rollout_modes"] = list(MDPO_MODES[model])
+    if algorithm == "diffu_grpo":
+        shared["block_length"] = min(config["evaluation"]["grid"]["block_length"])
+    return build(CONFIG_CLASSES[algorithm], shared | dict(t.get(algorithm) or {}), f"training.{algorithm}")
+
+
+def config_from_json(algorithm: str, values: dict) -> TrainerConfig:
+    """A job's settings (the JSON the workflow passed) back into the dataclass, checked the same way."""
+    return build(CONFIG_CLASSES[algorithm], values, f"training.{algorithm}")
+
+
+def config_json(cfg: TrainerConfig) -> dict:
+    return as_dict(cfg)
