@@ -2,12 +2,16 @@
 
 Every artifact the DAG produces is written to a temporary file in the destination directory and
 renamed into place, so an interrupted job never leaves a half-written file that Snakemake or DVC
-would mistake for a finished output.
+would mistake for a finished output. The temporary file gets the mode a plain ``open(..., "w")``
+would give (``0666 & ~umask``; directories ``0777 & ~umask``), not mkstemp's private 0600, so
+colleagues sharing the results can read them. Running out of space while writing raises
+:class:`DiskFullError` naming the output, whatever layer (OS, torch, safetensors) noticed it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +19,72 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from .errors import InputError
+
+
+class DiskFullError(OSError):
+    """No space left while writing an output. The message names the output: the raw errors name a
+    temporary file (OSError) or nothing at all (torch.save's ``unexpected pos``)."""
+
+    def __init__(self, path: str | os.PathLike, note: str = ""):
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {path}{note}")
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` means the disk is full: ENOSPC, or the text torch.save (``[enforce fail at
+    inline_container.cc] . unexpected pos``) and safetensors (``os error 28``) raise for it."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc)
+    return ("inline_container" in text and "unexpected pos" in text) or "No space left on device" in text \
+        or "os error 28" in text
+
+
+# Temporary directory of each atomic_dir in progress -> its destination: a file written inside one
+# is reported under the name it was going to have, not the temporary one that is deleted.
+_PENDING_DIRS: dict[Path, Path] = {}
+
+
+def _destination(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    for tmp, dest in list(_PENDING_DIRS.items()):
+        if path == tmp or tmp in path.parents:
+            return dest / path.relative_to(tmp)
+    return path
+
+
+@contextlib.contextmanager
+def reporting_disk_full(path: str | os.PathLike, note: str = "") -> Iterator[None]:
+    """Turn a disk-full error raised in the block into :class:`DiskFullError` naming ``path`` (the
+    original stays attached as its cause); an inner, more precise DiskFullError passes unchanged."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(_destination(path), note) from exc
+        raise
+
+
+def _umask() -> int:
+    """The process umask, read from /proc where possible: setting it to read it back would briefly
+    change the mode of files other threads create meanwhile."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -26,8 +96,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600: readable by its owner only
+        with reporting_disk_full(path):
+            yield tmp_path
+            os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -40,11 +112,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp_path
-        replace_dir(tmp_path, path)
+        os.chmod(tmp_path, 0o777 & ~_umask())  # mkdtemp makes 0700: readable by its owner only
+        _PENDING_DIRS[tmp_path] = path
+        with reporting_disk_full(path):
+            yield tmp_path
+            replace_dir(tmp_path, path)
     except BaseException:
         shutil.rmtree(tmp_path, ignore_errors=True)
         raise
+    finally:
+        _PENDING_DIRS.pop(tmp_path, None)
 
 
 def _old_copy(path: Path) -> Path:
@@ -100,7 +177,9 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read JSON lines; a malformed line raises ValueError naming the file and line number."""
+    """Read JSON lines; a malformed line raises InputError naming the file and line number. Task
+    records (prompts, answers) go through :func:`maskdiff.tasks.records.read_task_records`, which
+    also validates them."""
     rows = []
     with open(path) as fh:
         for lineno, line in enumerate(fh, 1):
@@ -109,7 +188,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON line: {exc.msg}") from None
+                raise InputError(f"{path}:{lineno}: invalid JSON line: {exc.msg}") from None
     return rows
 
 
@@ -157,8 +236,9 @@ class JsonlLogger:
         self._fh = open(self.path, "a" if append else "w")
 
     def log(self, **record: Any) -> None:
-        self._fh.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
-        self._fh.flush()
+        with reporting_disk_full(self.path):
+            self._fh.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
+            self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
