@@ -45,7 +45,8 @@ def test_mine_keeps_only_backslides():
 
 
 def test_mine_files(tmp_path):
-    train = [{"id": "a", "task": "countdown"}, {"id": "b", "task": "countdown"}]
+    train = [{"id": rid, "task": "countdown", "prompt": "1,2=3", "numbers": [1, 2], "target": 3, "answer": "3",
+              "solution": "1+2"} for rid in ("a", "b")]
     write_jsonl(tmp_path / "train.jsonl", train)
     write_jsonl(tmp_path / "s1.jsonl", [_row("a", "10", 0.0)])
     write_jsonl(tmp_path / "s2.jsonl", [_row("b", "01", 1.0)])

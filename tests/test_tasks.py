@@ -72,7 +72,7 @@ def test_paper_countdown_test_set_loads(tmp_path):
     assert rows[0]["numbers"] == [30, 100, 93] and rows[0]["target"] == 23
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"input": "1,2,3", "output": "6"}) + "\n" + json.dumps({"inputs": "1"}) + "\n")
-    with pytest.raises(ValueError, match="bad.jsonl: countdown row 1"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2 \(countdown-test-000001\): countdown row 1"):
         load_countdown_test_file(bad)
     with pytest.raises(ValueError, match="row 0"):
         countdown_from_paper_row({"input": "a,b", "output": 3}, 0)

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .batching import decode_completions, encode_prompts, prompt_batches
+from .errors import InputError
 from .io import write_json, write_jsonl
 from .models.forward import model_device, supports_padding
 from .models.loading import TokenIds
@@ -105,7 +106,7 @@ def evaluate_cell(
 ) -> tuple[dict, list[dict]]:
     """Decode and score every record under one decoding setting; return (summary, per-problem rows)."""
     if not records:
-        raise ValueError("no problems to evaluate")
+        raise InputError("no problems to evaluate")
     task = records[0]["task"]
     started = time.time()
     generator = step_generator(seed, "evaluate", task, settings.label, device=model_device(model))

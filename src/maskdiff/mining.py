@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from .errors import InputError
 from .io import read_jsonl, write_json, write_jsonl
 from .stats import wilson_interval
+from .tasks.records import read_task_records
 
 
 def mine(train_records: list[dict], rollout_rows: list[dict]) -> tuple[list[dict], dict]:
@@ -21,7 +23,7 @@ def mine(train_records: list[dict], rollout_rows: list[dict]) -> tuple[list[dict
     by_id = {r["id"]: r for r in rollout_rows}
     missing = [r["id"] for r in train_records if r["id"] not in by_id]
     if missing:
-        raise ValueError(f"{len(missing)} training prompts have no rollout (first: {missing[:3]}); are all shards present?")
+        raise InputError(f"{len(missing)} training prompts have no rollout (first: {missing[:3]}); are all shards present?")
     mined = []
     for record in train_records:
         row = by_id[record["id"]]
@@ -68,7 +70,7 @@ def _hist(values) -> dict[str, int]:
 
 
 def mine_files(train_file: str | Path, shard_files: list[str | Path], out_mined: str | Path, out_all: str | Path, out_stats: str | Path) -> dict:
-    train = read_jsonl(train_file)
+    train = read_task_records(train_file, "train")
     rows = [row for f in shard_files for row in read_jsonl(f)]
     mined, stats = mine(train, rows)
     stats["source"] = "rollouts"
@@ -83,6 +85,6 @@ def premined_files(records: list[dict], train_file: str | Path, out_mined: str |
     """Use an externally mined set (the MDPO authors' OpenR1 file) instead of mining."""
     stats = {"source": source, "mined": len(records), "overall": None}
     write_jsonl(out_mined, records)
-    write_jsonl(out_all, read_jsonl(train_file))
+    write_jsonl(out_all, read_task_records(train_file, "train"))
     write_json(out_stats, stats)
     return stats

@@ -15,6 +15,7 @@ from collections import defaultdict
 
 import torch
 
+from .errors import InputError
 from .evaluate import decode_and_score
 from .models.forward import model_device
 from .models.loading import TokenIds
@@ -24,7 +25,7 @@ from .seeding import derive_seed, step_generator
 
 def shard_records(records: list[dict], shard: int, num_shards: int) -> list[dict]:
     if not 0 <= shard < num_shards:
-        raise ValueError(f"shard {shard} out of range for {num_shards} shards")
+        raise InputError(f"shard {shard} out of range for {num_shards} shards")
     return records[shard::num_shards]
 
 

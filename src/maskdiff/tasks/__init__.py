@@ -5,6 +5,8 @@ Every problem is a plain dict record with at least ``id``, ``task``, ``prompt``,
 ``numbers`` and ``target``. ``REWARD_KIND`` maps a task name to the reward that scores it.
 """
 
+from ..errors import InputError
+
 REWARD_KIND = {
     "countdown": "countdown",
     "arithmetic": "math",
@@ -17,7 +19,7 @@ def reward_kind(task: str) -> str:
     try:
         return REWARD_KIND[task]
     except KeyError:
-        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(REWARD_KIND)}") from None
+        raise InputError(f"unknown task {task!r}; known tasks: {sorted(REWARD_KIND)}") from None
 
 
 def reference_of(record: dict) -> dict:

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..errors import InputError
 from .prompts import math_prompt
 
 # Problem templates: a format string over operands and an exact evaluator.
@@ -33,9 +34,9 @@ class ArithmeticSpec:
     def __post_init__(self) -> None:
         unknown = set(self.templates) - set(_TEMPLATES)
         if unknown or not self.templates:
-            raise ValueError(f"arithmetic templates must be a non-empty subset of {sorted(_TEMPLATES)}, got {sorted(unknown)}")
+            raise InputError(f"arithmetic templates must be a non-empty subset of {sorted(_TEMPLATES)}, got {sorted(unknown)}")
         if not 1 <= self.min_number <= self.max_number:
-            raise ValueError("arithmetic requires 1 <= min_number <= max_number")
+            raise InputError("arithmetic requires 1 <= min_number <= max_number")
 
 
 def latex_number(value: Fraction) -> str:

@@ -8,9 +8,11 @@ reads them); ``manifest.json`` records counts, seed, generator settings and SHA-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from ..io import read_jsonl, sha256_file, write_json, write_jsonl
+from ..errors import InputError
+from ..io import sha256_file, write_json, write_jsonl
 from .arithmetic import ArithmeticSpec, generate_arithmetic
 from .countdown import CountdownSpec, countdown_from_paper_row, generate_countdown, problem_key
 
@@ -48,7 +50,7 @@ def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt
             )
         spec_dict = {**spec.__dict__, "templates": list(spec.templates)}
     else:
-        raise ValueError(f"no local generator for task {task!r} (known: countdown, arithmetic)")
+        raise InputError(f"no local generator for task {task!r} (known: countdown, arithmetic)")
 
     files = {}
     for split, records in splits.items():
@@ -59,12 +61,22 @@ def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt
 
 
 def load_countdown_test_file(path: str | Path, prompt_style: str = "compact") -> list[dict]:
-    """The paper's Countdown test set (JSONL with ``input`` "a,b,c" and ``output`` target)."""
-    rows = read_jsonl(path)
-    try:
-        return [countdown_from_paper_row(row, i, "test", prompt_style) for i, row in enumerate(rows)]
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    """The paper's Countdown test set (JSONL with ``input`` "a,b,c" and ``output`` target); a bad
+    row is an InputError naming ``path:line (id)``."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                rows.append((lineno, line))
+    if not rows:
+        raise InputError(f"{path}: no Countdown test problems (the file is empty)")
+    records = []
+    for index, (lineno, line) in enumerate(rows):
+        try:
+            records.append(countdown_from_paper_row(json.loads(line), index, "test", prompt_style))
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise InputError(f"{path}:{lineno} (countdown-test-{index:06d}): {exc}") from None
+    return records
 
 
 def write_manifest(path: str | Path, entries: list[dict]) -> None:

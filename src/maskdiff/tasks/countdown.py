@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..errors import InputError
 from .prompts import countdown_prompt
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
@@ -30,13 +31,13 @@ class CountdownSpec:
 
     def __post_init__(self) -> None:
         if self.num_count < 2:
-            raise ValueError(f"countdown num_count must be >= 2, got {self.num_count}")
+            raise InputError(f"countdown num_count must be >= 2, got {self.num_count}")
         if not self.operators or set(self.operators) - set(_PRECEDENCE):
-            raise ValueError(f"countdown operators must be a non-empty subset of '+-*/', got {self.operators!r}")
+            raise InputError(f"countdown operators must be a non-empty subset of '+-*/', got {self.operators!r}")
         if not 0 <= self.min_number <= self.max_number:
-            raise ValueError("countdown requires 0 <= min_number <= max_number")
+            raise InputError("countdown requires 0 <= min_number <= max_number")
         if self.min_target > self.max_target:
-            raise ValueError("countdown requires min_target <= max_target")
+            raise InputError("countdown requires min_target <= max_target")
 
 
 def _combine(op: str, a: Fraction, b: Fraction) -> Fraction | None:
@@ -143,5 +144,7 @@ def countdown_from_paper_row(row: dict, index: int, split: str = "test", prompt_
         numbers = [int(x) for x in str(row["input"]).split(",")]
         target = int(float(row["output"]))
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"countdown row {index}: expected fields input='a,b,c' and output=<number> ({exc})") from None
+        raise InputError(f"countdown row {index}: expected fields input='a,b,c' and output=<number> ({exc})") from None
+    if any(n < 0 for n in numbers):
+        raise InputError(f"countdown row {index}: negative numbers {numbers} (an answer cannot use them: no unary minus)")
     return countdown_record(index, split, numbers, target, prompt_style)

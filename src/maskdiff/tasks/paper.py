@@ -21,6 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import InputError
 from ..io import sha256_file, write_jsonl
 from ..seeding import derive_seed
 from .build import load_countdown_test_file
@@ -67,7 +68,7 @@ def load_hf_dataset(
         if path.is_file():
             builder = _LOCAL_BUILDERS.get(path.suffix.lower())
             if builder is None:
-                raise ValueError(
+                raise InputError(
                     f"{path}: unsupported data file type {path.suffix!r} (use one of {sorted(_LOCAL_BUILDERS)})"
                 )
             return datasets.load_dataset(builder, data_files={split: str(path)}, split=split, cache_dir=cache)
@@ -76,7 +77,7 @@ def load_hf_dataset(
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise
-        raise ValueError(f"{path}: could not load split {split!r}: {exc}") from exc
+        raise InputError(f"{path}: could not load split {split!r}: {exc}") from exc
     text = str(source)
     if text.startswith((".", "/", "~")) or path.suffix.lower() in _LOCAL_BUILDERS or text.count("/") > 1:
         raise FileNotFoundError(
@@ -88,7 +89,7 @@ def load_hf_dataset(
 def _require_columns(dataset, required: Iterable[str], source) -> None:
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{source}: missing column(s) {missing}; expected columns {list(required)}, found {dataset.column_names}"
         )
 
@@ -118,9 +119,9 @@ def _normalise_problem(text: str) -> str:
 def _seeded_subset(eligible: list[int], n: int | None, seed: int, purpose: str, source, detail: str) -> list[int]:
     """``n`` of the ``eligible`` row indices in a seeded random order (all of them if ``n`` is None)."""
     if n is not None and n < 0:
-        raise ValueError(f"{source}: subset size must be >= 0, got {n}")
+        raise InputError(f"{source}: subset size must be >= 0, got {n}")
     if n is not None and len(eligible) < n:
-        raise ValueError(
+        raise InputError(
             f"{source}: {n} rows requested but only {len(eligible)} remain ({detail}); "
             "lower the subset size or relax the filters"
         )
@@ -233,9 +234,9 @@ def load_countdown_tasks(
             numbers = [int(x) for x in nums]
             target = float(target)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: row {i}: expected nums=list of ints and target=number ({exc})") from None
+            raise InputError(f"{source}: row {i}: expected nums=list of ints and target=number ({exc})") from None
         if not target.is_integer():
-            raise ValueError(f"{source}: row {i}: target {target} is not an integer")
+            raise InputError(f"{source}: row {i}: target {target} is not an integer")
         problems.append((numbers, int(target)))
     eligible = [
         i
@@ -264,10 +265,10 @@ def load_answer_backslide_csv(path: str | Path = ANSWER_BACKSLIDE_CSV, prompt_st
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV with columns {list(BACKSLIDE_COLUMNS)} ({exc})") from None
+        raise InputError(f"{path}: not a readable CSV with columns {list(BACKSLIDE_COLUMNS)} ({exc})") from None
     missing = [c for c in BACKSLIDE_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: missing column(s) {missing}; expected an unnamed index column and columns "
             f"{list(BACKSLIDE_COLUMNS)}, found {list(frame.columns)}"
         )
@@ -277,7 +278,7 @@ def load_answer_backslide_csv(path: str | Path = ANSWER_BACKSLIDE_CSV, prompt_st
         given = row["Problem"].strip()
         answer = row["Solution"].strip()
         if not given or not answer:
-            raise ValueError(f"{path}: row {row_number} has an empty Problem or Solution")
+            raise InputError(f"{path}: row {row_number} has an empty Problem or Solution")
         problem = given[: -len(_BOXED_SUFFIX)].rstrip() if given.endswith(_BOXED_SUFFIX) else given
         if prompt_style == "paper" and given.endswith(_BOXED_SUFFIX):
             prompt = given
@@ -316,7 +317,7 @@ def build_paper_task(
     absent ``n_test``) mean all rows; ``n_train`` defaults to 3000 for math500 and all for countdown.
     """
     if task not in PAPER_TASKS:
-        raise ValueError(f"no paper loader for task {task!r} (known: {', '.join(PAPER_TASKS)})")
+        raise InputError(f"no paper loader for task {task!r} (known: {', '.join(PAPER_TASKS)})")
     out_dir = Path(out_dir)
     prompt_style = settings.get("prompt_style", "paper")
     n_test = int(settings.get("n_test") or 0) or None

@@ -6,6 +6,8 @@ are the MDPO paper's protocol (DESIGN section 5) used with LLaDA-8B-Instruct.
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 COUNTDOWN_PAPER_INSTRUCTION = (
     "Using only the provided numbers, create an arithmetic expression that evaluates to exactly the "
     "provided target number. You may use the operations +, -, *, and / as needed, but each number must "
@@ -35,7 +37,7 @@ def math_prompt(problem: str, style: str = "compact") -> str:
 
 def _check_style(style: str) -> None:
     if style not in PROMPT_STYLES:
-        raise ValueError(f"unknown prompt style {style!r}; choose one of {PROMPT_STYLES}")
+        raise InputError(f"unknown prompt style {style!r}; choose one of {PROMPT_STYLES}")
 
 
 def _fmt_number(x: int | float) -> str:
