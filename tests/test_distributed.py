@@ -21,11 +21,12 @@ from maskdiff.cli import main
 from maskdiff.io import read_jsonl, write_jsonl
 from maskdiff.models import load_model
 from maskdiff.tasks.countdown import generate_countdown
+from test_reliability_remote_code import TINY_LLADA_PINS
 from workflow_helpers import BIN, ROOT, run
 
 pytestmark = pytest.mark.slow
 FIXTURE = "tests/fixtures/tiny_llada"
-OPTIONS = json.dumps({"trust_remote_code_for": [FIXTURE]})
+OPTIONS = json.dumps({"trust_remote_code_for": [FIXTURE], "remote_code_sha256": TINY_LLADA_PINS})
 EVAL_CELL = {"gen_length": 8, "block_length": 8, "steps": 4, "remasking": "lcr"}
 SETTINGS = {
     "train-mdpo": {"updates": 4, "prompts_per_update": 4, "group_size": 2, "top_k_steps": 2, "steps": 4, "gen_length": 8,
@@ -47,7 +48,7 @@ def world(tmp_path_factory):
     write_jsonl(root / "train.jsonl", records)
     write_jsonl(root / "test.jsonl", generate_countdown(4, seed=3, split="test"))
     assert main(["fetch-model", "--name", str(ROOT / FIXTURE), "--model-options",
-                 json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)]}), "--out", str(root / "base")]) == 0
+                 json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)], "remote_code_sha256": TINY_LLADA_PINS}), "--out", str(root / "base")]) == 0
     return root
 
 
@@ -63,7 +64,7 @@ def _launch(world, command: str, out: str, processes: int = 2, die_after: int | 
                             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     cmd = [str(BIN / "accelerate"), "launch", *launcher,
            str(ROOT / "tests/parity_reward_cli.py"), command, "--base", str(world / "base"),
-           "--model-options", json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)]}),
+           "--model-options", json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)], "remote_code_sha256": TINY_LLADA_PINS}),
            "--train", str(world / "train.jsonl"), "--out", str(world / out), "--checkpoint-dir", str(world / f"ck-{out}"),
            "--settings", json.dumps(settings or SETTINGS[command]), "--eval", f"countdown={world / 'test.jsonl'}", "--seed", "0"]
     env = {"MASKDIFF_TEST_DIE_AFTER_UPDATE": str(die_after)} if die_after else {}
@@ -71,7 +72,7 @@ def _launch(world, command: str, out: str, processes: int = 2, die_after: int | 
 
 
 def _weights(path):
-    return load_model(str(path), [str(ROOT / FIXTURE)]).state_dict()
+    return load_model(str(path), [str(ROOT / FIXTURE)], remote_code_sha256=TINY_LLADA_PINS).state_dict()
 
 
 @pytest.mark.parametrize("command", list(SETTINGS))

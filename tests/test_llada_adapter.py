@@ -18,6 +18,7 @@ from maskdiff.models import TokenIds, load_model, load_tokenizer, token_ids
 from maskdiff.models.forward import forward_logits, supports_padding
 from maskdiff.sampling import DecodeSettings, generate
 from maskdiff.tasks.build import load_countdown_test_file
+from test_reliability_remote_code import TINY_LLADA_PINS
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "tiny_llada"
@@ -27,12 +28,12 @@ MASK_ID = 63
 
 @pytest.fixture(scope="module")
 def llada():
-    return load_model(str(FIXTURE), trust_remote_code_for=[str(FIXTURE)])
+    return load_model(str(FIXTURE), trust_remote_code_for=[str(FIXTURE)], remote_code_sha256=TINY_LLADA_PINS)
 
 
 @pytest.fixture(scope="module")
 def llada_tokenizer():
-    return load_tokenizer(str(FIXTURE), trust_remote_code_for=[str(FIXTURE)])
+    return load_tokenizer(str(FIXTURE), trust_remote_code_for=[str(FIXTURE)], remote_code_sha256=TINY_LLADA_PINS)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,8 @@ def test_remote_code_allowed_through_base_model_field(tmp_path, llada):
     config["maskdiff_base_model"] = LLADA_ID
     (checkpoint / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="trust_remote_code=True"):
-        load_model(str(checkpoint), trust_remote_code_for=["someone/else"])
-    model = load_model(str(checkpoint), trust_remote_code_for=[LLADA_ID])
+        load_model(str(checkpoint), trust_remote_code_for=["someone/else"], remote_code_sha256=TINY_LLADA_PINS)
+    model = load_model(str(checkpoint), trust_remote_code_for=[LLADA_ID], remote_code_sha256=TINY_LLADA_PINS)
     x = torch.randint(0, MASK_ID, (2, 7), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(forward_logits(model, x), forward_logits(llada, x))

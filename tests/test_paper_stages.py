@@ -10,17 +10,18 @@ import pytest
 from maskdiff.cli import main
 from maskdiff.io import read_json, read_jsonl
 from maskdiff.models import load_model
+from test_reliability_remote_code import TINY_LLADA_PINS
 
 FIXTURE = "tests/fixtures/tiny_llada"
+OPTIONS = {"trust_remote_code_for": [FIXTURE], "remote_code_sha256": TINY_LLADA_PINS}
 
 
 def test_fetch_model_saves_safetensors_and_keeps_the_allowlist(tmp_path):
     out = tmp_path / "base"
-    opts = json.dumps({"trust_remote_code_for": [FIXTURE]})
-    assert main(["fetch-model", "--name", FIXTURE, "--model-options", opts, "--out", str(out)]) == 0
+    assert main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps(OPTIONS), "--out", str(out)]) == 0
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
     assert read_json(out / "config.json")["maskdiff_base_model"] == FIXTURE
-    assert type(load_model(str(out), [FIXTURE])).__name__ == "LLaDAModelLM"
+    assert type(load_model(str(out), [FIXTURE], remote_code_sha256=TINY_LLADA_PINS)).__name__ == "LLaDAModelLM"
     with pytest.raises(ValueError):
         load_model(str(out), [])  # remote code never runs unless the config allows it
 
@@ -46,11 +47,11 @@ def test_mdpo_trains_a_model_that_ignores_attention_masks(tmp_path):
     records = generate_countdown(6, seed=1, split="train")  # prompts of several lengths
     assert len({len(r["prompt"]) for r in records}) > 1
     write_jsonl(tmp_path / "train.jsonl", records)
-    main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps({"trust_remote_code_for": [FIXTURE]}),
-          "--out", str(tmp_path / "base")])
+    assert main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps(OPTIONS),
+                 "--out", str(tmp_path / "base")]) == 0
     cfg = MDPOConfig(updates=2, prompts_per_update=3, group_size=2, top_k_steps=2, steps=4, gen_length=8,
                      semi_ar_block=4, temperature=1.0, checkpoint_every=1, eval_every=0, beta=0.02)
     train_mdpo(str(tmp_path / "base"), [str(tmp_path / "train.jsonl")], str(tmp_path / "mdpo"), str(tmp_path / "ck"),
-               cfg, model_options={"trust_remote_code_for": [FIXTURE]})
+               cfg, model_options=OPTIONS)
     assert (tmp_path / "mdpo/model.safetensors").is_file()
     assert read_json(tmp_path / "mdpo/config.json")["maskdiff_base_model"] == FIXTURE

@@ -58,31 +58,30 @@ def cmd_pretrain(args) -> None:
 
 
 def _load(args):
-    from .models.loading import load_model, load_tokenizer, token_ids
+    from .models.loading import load_model, load_tokenizer, remote_code_options, token_ids
 
     opts = args.model_options
-    trust = tuple(opts.get("trust_remote_code_for", []))
-    model = load_model(args.model, trust, dtype=opts.get("dtype"), device="cuda" if _cuda() else None)
-    tokenizer = load_tokenizer(args.model, trust)
+    remote = remote_code_options(opts)
+    model = load_model(args.model, dtype=opts.get("dtype"), device="cuda" if _cuda() else None, **remote)
+    tokenizer = load_tokenizer(args.model, **remote)
     return model, tokenizer, token_ids(tokenizer, model.config, opts.get("mask_token_id")), bool(opts.get("chat_template"))
 
 
 def cmd_fetch_model(args) -> None:
-    from .models.loading import fetch_model
+    from .models.loading import fetch_model, remote_code_options
 
-    fetch_model(args.name, args.out, tuple(args.model_options.get("trust_remote_code_for", [])),
-                args.model_options.get("dtype"))
+    fetch_model(args.name, args.out, dtype=args.model_options.get("dtype"), **remote_code_options(args.model_options))
     log.info("saved %s to %s", args.name, args.out)
 
 
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_grid
-    from .io import read_jsonl
     from .sampling.generate import settings_from_config
+    from .tasks.records import read_task_records
 
     _threads(args.threads)
+    records = read_task_records(args.data, "test")  # before loading the model: bad data fails fast
     model, tokenizer, ids, chat = _load(args)
-    records = read_jsonl(args.data)
     if args.max_problems:
         records = records[: args.max_problems]
     cells = [settings_from_config(c) for c in args.cells]
@@ -91,12 +90,13 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_rollout(args) -> None:
-    from .io import read_jsonl, write_jsonl
+    from .io import write_jsonl
     from .rollouts import rollout_records, shard_records
+    from .tasks.records import read_task_records
 
     _threads(args.threads)
+    records = shard_records(read_task_records(args.data, "train"), args.shard, args.num_shards)
     model, tokenizer, ids, chat = _load(args)
-    records = shard_records(read_jsonl(args.data), args.shard, args.num_shards)
     rows = rollout_records(model, tokenizer, ids, records, args.settings, args.seed, args.batch_size, chat, args.reward_processes)
     write_jsonl(args.out, rows)
     log.info("shard %d/%d: %d prompts, %d Answer Backslide", args.shard, args.num_shards, len(rows),
@@ -127,32 +127,31 @@ def _eval_files(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_train(args) -> None:
-    from .train.diffu_grpo import DiffuGRPOConfig, train_diffu_grpo
-    from .train.mdpo import MDPOConfig, train_mdpo
-    from .train.sft import SFTConfig, train_sft
+    from .train.configs import config_from_json
 
     _threads(args.threads)
-    algorithms = {"sft": (SFTConfig, train_sft), "diffu-grpo": (DiffuGRPOConfig, train_diffu_grpo), "mdpo": (MDPOConfig, train_mdpo)}
-    config_cls, train = algorithms[args.algorithm]
-    settings = dict(args.settings)
-    if "rollout_modes" in settings:
-        settings["rollout_modes"] = tuple(settings["rollout_modes"])
-    unknown = set(settings) - set(config_cls.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"training.{args.algorithm.replace('-', '_')}: unknown settings {sorted(unknown)}")
-    cfg = config_cls(**settings)
-    extra = {"fallback_files": args.fallback_train} if args.fallback_train else {}
-    if extra and args.algorithm != "mdpo":
+    algorithm = args.algorithm.replace("-", "_")
+    cfg = config_from_json(algorithm, args.settings)
+    if args.fallback_train and algorithm != "mdpo":
         raise ValueError("--fallback-train applies to train-mdpo only")
+    if algorithm == "sft":
+        from .train.sft import train_sft as train
+    elif algorithm == "diffu_grpo":
+        from .train.diffu_grpo import train_diffu_grpo as train
+    else:
+        from .train.mdpo import train_mdpo as train
+    extra = {"fallback_files": args.fallback_train} if args.fallback_train else {}
     result = train(args.base, args.train, args.out, args.checkpoint_dir, cfg, args.seed, args.model_options,
                    _eval_files(args.eval), **extra)
     log.info("%s done: %s", args.algorithm, result)
 
 
 def _settings(cls, values: dict, section: str):
+    from .errors import InputError
+
     unknown = set(values) - set(cls.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"{section}: unknown settings {sorted(unknown)}")
+        raise InputError(f"{section}: unknown settings {sorted(unknown)}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -168,13 +167,13 @@ def cmd_precision_model_free(args) -> None:
 
 
 def cmd_precision_model(args) -> None:
-    from .io import read_jsonl
     from .precision import ModelStudySettings, model_study, write_precision_csv
+    from .tasks.records import read_task_records
 
     _threads(args.threads)
+    records = read_task_records(args.data, "test")[: args.max_problems or None]
     model, tokenizer, ids, chat = _load(args)
     settings = _settings(ModelStudySettings, {**args.settings, "chat_template": chat}, "precision.model")
-    records = read_jsonl(args.data)[: args.max_problems or None]
     write_precision_csv([model_study(model, tokenizer, ids, records, settings)], args.out)
 
 
@@ -220,13 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch-model", help="download a hub model once and save it (safetensors) as the base model")
     p.add_argument("--name", required=True, help="hub id or local path")
-    p.add_argument("--model-options", type=_json, default={}, help="trust_remote_code_for, dtype")
+    p.add_argument("--model-options", type=_json, default={},
+                   help="trust_remote_code_for, remote_code_sha256, revision, dtype")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_fetch_model)
 
     p = sub.add_parser("evaluate", help="evaluate a model on a task over decoding cells")
     p.add_argument("--model", required=True, help="model directory or hub id")
-    p.add_argument("--model-options", type=_json, default={}, help="trust_remote_code_for, mask_token_id, chat_template")
+    p.add_argument("--model-options", type=_json, default={},
+                   help="trust_remote_code_for, remote_code_sha256, revision, mask_token_id, chat_template, dtype")
     p.add_argument("--name", default="", help="model name recorded in the outputs")
     p.add_argument("--data", required=True, help="test JSONL")
     p.add_argument("--cells", type=_json, required=True, help="JSON list of decoding cells")
@@ -308,7 +309,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_paths(args) -> list[Path]:
+    """Every path-like argument of the command (``--eval`` pairs give their path part)."""
+    values = []
+    for value in vars(args).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item:
+                values.append(item)
+                _, sep, path = item.partition("=")
+                if sep and path:
+                    values.append(path)
+    return [Path(v).absolute() for v in values]
+
+
+def _is_input_error(exc: BaseException, args) -> bool:
+    """The project's own input errors, reported in one line: InputError, and a FileNotFoundError of
+    an argument's path (or of a file inside it), or one this package raised naming its input."""
+    from .errors import InputError
+
+    if isinstance(exc, InputError):
+        return True
+    if not isinstance(exc, FileNotFoundError):
+        return False
+    if exc.filename is not None:
+        missing = Path(str(exc.filename)).absolute()
+        return any(missing == p or p in missing.parents for p in _input_paths(args))
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    package = Path(__file__).resolve().parent
+    return tb is not None and package in Path(tb.tb_frame.f_code.co_filename).resolve().parents
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Exit 2 with one log line for an input error (the message names the key,
+    file or line to fix); exit 1 with the full traceback for anything else, which is a bug or an
+    environment failure whose cause is deep in the stack."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -318,9 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 2
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, with its cause unless it is an input error
+        if _is_input_error(exc, args):
+            log.error("%s", exc)
+            return 2
+        log.exception("%s failed: %s: %s", args.command, type(exc).__name__, exc)
+        return 1
     return 0
 
 
