@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from maskdiff.backslide import answer_backslide
 from maskdiff.io import read_json, read_jsonl, write_jsonl
 from maskdiff.mining import backslide_stats, mine, mine_files
 from maskdiff.rollouts import draw_block_length, rollout_records, shard_records
 
 
 def _row(rid, bits, reward, block=4):
-    bits_bool = [b == "1" for b in bits]
-    first = bits_bool.index(True) if any(bits_bool) else None
-    last = len(bits_bool) - 1 - bits_bool[::-1].index(True) if any(bits_bool) else None
-    return {"id": rid, "task": "countdown", "step_correct": bits, "reward": reward, "block_length": block, "steps": len(bits),
-            "first_correct_step": first, "last_correct_step": last, "backslide": reward == 0 and any(bits_bool)}
+    """A rollout row as rollouts.py writes it (the flags from the shared pure function)."""
+    flags = answer_backslide([b == "1" for b in bits], reward > 0.5).as_row()
+    flags.pop("final_correct")
+    return {"id": rid, "task": "countdown", "reward": reward, "block_length": block, "steps": len(bits), **flags}
 
 
 def test_shards_partition_the_records():
@@ -36,12 +36,29 @@ def test_mine_keeps_only_backslides():
     rows = [_row("p0", "0110", 0.0), _row("p1", "0011", 1.0), _row("p2", "0000", 0.0, block=16), _row("p3", "1000", 0.0, block=16)]
     mined, stats = mine(train, rows)
     assert [m["id"] for m in mined] == ["p0", "p3"]
-    assert mined[0]["mining"]["first_correct_step"] == 1 and mined[0]["mining"]["last_correct_step"] == 2
+    assert mined[0]["mining"] == [{"block_length": 4, "steps": 4, "step_correct": "0110", "first_correct_step": 1,
+                                   "last_correct_step": 2}]
     assert stats["overall"]["backslide_rate"] == 0.5 and stats["overall"]["od_rate"] == pytest.approx(2 / 3)
-    assert stats["per_block_length"]["16"]["backslide"] == 1
+    assert stats["per_block_length"]["16"]["backslide"] == 1 and stats["per_block_length"]["4"]["backslide"] == 1
+    assert stats["first_correct_step_hist"] == {"0": 1, "1": 1, "2": 1}
     assert stats["backslide_first_correct_step_hist"] == {"0": 1, "1": 1}
+    assert stats["backslide_last_correct_step_hist"] == {"0": 1, "2": 1}
+    assert stats["mined_prompt_rate"] == 0.5 and stats["rollouts_per_prompt"] == 1
     with pytest.raises(ValueError, match="no rollout"):
         mine(train + [{"id": "p9"}], rows)
+
+
+def test_mine_with_several_rollouts_per_prompt():
+    """A prompt rolled out with every block length is mined when any of its rollouts backslides."""
+    train = [{"id": f"p{i}", "task": "countdown", "prompt": "x"} for i in range(3)]
+    rows = [_row("p0", "0110", 0.0, 4), _row("p0", "0011", 1.0, 16),
+            _row("p1", "0000", 0.0, 4), _row("p1", "0000", 0.0, 16),
+            _row("p2", "1000", 0.0, 4), _row("p2", "1100", 0.0, 16)]
+    mined, stats = mine(train, rows)
+    assert [m["id"] for m in mined] == ["p0", "p2"]
+    assert [m["block_length"] for m in mined[1]["mining"]] == [4, 16]
+    assert stats["overall"]["n"] == 6 and stats["overall"]["backslide"] == 3
+    assert stats["rollouts_per_prompt"] == 2 and stats["mined_prompt_rate"] == pytest.approx(2 / 3)
 
 
 def test_mine_files(tmp_path):
@@ -65,4 +82,6 @@ def test_rollouts_record_compact_rows(tokenizer, ids, tiny_model):
     assert all(len(r["step_correct"]) == 4 and r["block_length"] in (4, 8) for r in rows)
     again = rollout_records(tiny_model, tokenizer, ids, records, settings, seed=0, batch_size=3)
     assert [r["completion"] for r in again] == [r["completion"] for r in rows], "batching must not change results"
+    every = rollout_records(tiny_model, tokenizer, ids, records, settings | {"every_block_length": True}, seed=0, batch_size=4)
+    assert [(r["id"], r["block_length"]) for r in every] == [(r["id"], b) for r in records for b in (4, 8)]
     assert backslide_stats(rows)["overall"]["n"] == 6

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .backslide import answer_backslide, backslide_rates
 from .batching import decode_completions, encode_prompts, prompt_batches
 from .errors import InputError
 from .io import write_json, write_jsonl
@@ -59,8 +60,9 @@ def decode_and_score(
 ) -> tuple[list[dict], int, float]:
     """Decode every record with its trajectory and score every step; ``(rows, nfe_calls, decode_s)``.
 
-    Rows (in record order) hold the completion, its reward, which steps' ``x0_hat`` were correct
-    (a 0/1 string), the first and last correct step, and the Answer Backslide flag.
+    Rows (in record order) hold the completion, its reward and the Answer Backslide bookkeeping of
+    :func:`maskdiff.backslide.answer_backslide` (which steps' ``x0_hat`` were correct as a 0/1
+    string, the first and last correct step, the flag).
     """
     kind = reward_kind(records[0]["task"])
     encoded = encode_prompts(tokenizer, [r["prompt"] for r in records], chat_template)
@@ -78,17 +80,12 @@ def decode_and_score(
         )
         texts = decode_completions(tokenizer, out.completions, ids.eos)
         for j, index in enumerate(indices):
-            correct_steps = step_rewards[j] > 0.5
-            final = bool(final_rewards[j] > 0.5)
-            any_correct = bool(correct_steps.any())
+            flags = answer_backslide(step_rewards[j] > 0.5, bool(final_rewards[j] > 0.5))
             rows[index] = {
                 "id": records[index]["id"],
                 "completion": texts[j],
                 "reward": float(final_rewards[j]),
-                "step_correct": "".join("1" if c else "0" for c in correct_steps),
-                "first_correct_step": int(np.argmax(correct_steps)) if any_correct else None,
-                "last_correct_step": int(len(correct_steps) - 1 - np.argmax(correct_steps[::-1])) if any_correct else None,
-                "backslide": bool(not final and any_correct),
+                **{k: v for k, v in flags.as_row().items() if k != "final_correct"},
             }
     return rows, nfe_total, decode_time
 
@@ -115,8 +112,7 @@ def evaluate_cell(
     )
     n = len(records)
     correct = sum(int(r["reward"] > 0.5) for r in rows)
-    backslide = sum(int(r["backslide"]) for r in rows)
-    wrong = n - correct
+    rates = backslide_rates(rows)
     low, high = wilson_interval(correct, n)
     summary = {
         **asdict(settings),
@@ -126,9 +122,9 @@ def evaluate_cell(
         "accuracy": correct / n,
         "accuracy_ci_low": low,
         "accuracy_ci_high": high,
-        "backslide_rate": backslide / n,
-        "od_rate": backslide / wrong if wrong else 0.0,
-        "ever_correct_rate": sum(int("1" in r["step_correct"] or r["reward"] > 0.5) for r in rows) / n,
+        "backslide_rate": rates["backslide_rate"],
+        "od_rate": rates["od_rate"],
+        "ever_correct_rate": rates["ever_correct_rate"],
         "nfe_per_sequence": settings.steps,
         "nfe_calls": nfe_total,
         "wall_time_s": time.time() - started,

@@ -44,14 +44,20 @@ def rollout_records(
     chat_template: bool = False,
     processes: int = 0,
 ) -> list[dict]:
-    """Decode ``records`` (one task) with the rollout settings; one row per record, in order.
+    """Decode ``records`` (one task) with the rollout settings: one row per record and block length
+    decoded, grouped by record in record order.
 
-    ``settings``: gen_length, steps, block_lengths (list), remasking, schedule.
+    ``settings``: gen_length, steps, block_lengths (list), remasking, schedule, and
+    ``every_block_length``: decode each record with every block length (more rollouts per prompt
+    for a small training set) instead of one drawn per record (the MDPO authors' mining).
     """
     by_block: dict[int, list[int]] = defaultdict(list)
     for index, record in enumerate(records):
-        by_block[draw_block_length(record["id"], settings["block_lengths"], seed)].append(index)
-    rows: list[dict | None] = [None] * len(records)
+        blocks = (sorted(settings["block_lengths"]) if settings.get("every_block_length")
+                  else [draw_block_length(record["id"], settings["block_lengths"], seed)])
+        for block in blocks:
+            by_block[block].append(index)
+    per_record: list[list[dict]] = [[] for _ in records]
     for block_length, indices in sorted(by_block.items()):
         cell = settings_from_config(
             {
@@ -68,6 +74,6 @@ def rollout_records(
         scored, _, _ = decode_and_score(model, tokenizer, ids, subset, cell, batch_size, generator, chat_template, processes)
         elapsed = time.time() - t0
         for i, row in zip(indices, scored):
-            rows[i] = {**row, "task": records[i]["task"], "block_length": block_length, "steps": cell.steps,
-                       "remasking": settings.get("remasking", "lcr"), "seconds": elapsed / len(indices)}
-    return rows
+            per_record[i].append({**row, "task": records[i]["task"], "block_length": block_length, "steps": cell.steps,
+                                  "remasking": settings.get("remasking", "lcr"), "seconds": elapsed / len(indices)})
+    return [row for rows in per_record for row in rows]

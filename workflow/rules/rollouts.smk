@@ -14,7 +14,7 @@ rule rollout_shard:
     output:
         f"{RESULTS}/rollouts/{{task}}/shard_{{scatteritem}}.jsonl",
     params:
-        settings=as_json({**{k: config["rollouts"][k] for k in ("steps", "block_lengths", "remasking")},
+        settings=as_json({**{k: config["rollouts"][k] for k in ("steps", "block_lengths", "remasking", "every_block_length")},
                           "gen_length": config["decoding"]["gen_length"], "schedule": config["decoding"]["schedule"]}),
         shard=shard_index,
         num_shards=config["rollouts"]["shards"],
