@@ -9,14 +9,17 @@ import pytest
 
 from maskdiff.rewards import (
     RewardCache,
+    canonical_math_text,
     countdown_reward,
     extract_countdown_answer,
     extract_math_answer,
     math_reward,
+    pool_stats,
     score_completions,
+    score_math_text,
     shutdown_pool,
+    worker_pids,
 )
-from maskdiff.rewards import scorer as scorer_mod
 
 NUMS, TARGET = [3, 7, 12], 33
 
@@ -196,25 +199,17 @@ def test_scorer_countdown_and_dedup() -> None:
     assert cache.misses == 3
 
 
-def test_scorer_math_dedup_counts_verifier_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    import maskdiff.rewards.math as math_mod
-
-    calls: list[str] = []
-    real = math_mod.score_math_text
-
-    def counting(text: str, gold: str) -> float:
-        calls.append(text)
-        return real(text, gold)
-
-    monkeypatch.setattr(math_mod, "score_math_text", counting)
+def test_scorer_math_dedup_counts_verifier_calls() -> None:
+    # Math is verified in worker processes, so count the answers they scored.
     ref = {"answer": "\\frac{11}{12}"}
     completions = ["\\boxed{\\frac{11}{12}}", "x \\boxed{ \\frac{11}{12} }", "\\boxed{3}", ""] * 25
     cache = RewardCache()
+    before = pool_stats()["answers"]
     out = score_completions("math", completions, [ref] * 100, cache=cache)
     assert out.tolist() == [1.0, 1.0, 0.0, 0.0] * 25
-    assert len(calls) == 2 == cache.misses
+    assert pool_stats()["answers"] - before == 2 == cache.misses
     score_completions("math", completions, [ref] * 100, cache=cache)
-    assert len(calls) == 2
+    assert pool_stats()["answers"] - before == 2
 
 
 def _math_batch(n: int) -> tuple[list[str], list[dict]]:
@@ -236,15 +231,16 @@ def _math_batch(n: int) -> tuple[list[str], list[dict]]:
 
 
 def test_scorer_pool_matches_in_process() -> None:
-    completions, refs = _math_batch(300)
-    try:
-        pooled = score_completions("math", completions, refs, processes=2, pool_min_keys=200)
-        assert scorer_mod._POOL is not None  # the pool path was really taken
-    finally:
-        shutdown_pool()
-    serial = score_completions("math", completions, refs, processes=0)
-    assert np.array_equal(pooled, serial)
-    assert serial.sum() == 150  # kinds 0 and 1 are correct
+    completions, refs = _math_batch(120)  # unique golds: ~10 ms per answer, so keep it small
+    pooled = score_completions("math", completions, refs, processes=2, pool_min_keys=100)
+    assert len(worker_pids()) >= 2  # the two-worker path was really taken
+    single = score_completions("math", completions, refs, processes=0)
+    in_process = [score_math_text(canonical_math_text(c), r["answer"]) for c, r in zip(completions[:40], refs[:40])]
+    assert np.array_equal(pooled, single) and pooled[:40].tolist() == in_process
+    assert single.sum() == 60  # kinds 0 and 1 are correct
+    shutdown_pool()
+    assert worker_pids() == []
+    assert np.array_equal(score_completions("math", completions[:8], refs[:8]), single[:8])  # restarts on demand
 
 
 def test_scorer_errors() -> None:
@@ -262,4 +258,4 @@ def test_reward_cache_bounded() -> None:
         cache.put(k, 1.0)
     assert len(cache) == 2 and "a" not in cache
     assert cache.get("c") == 1.0 and cache.get("a") is None
-    assert cache.stats() == {"entries": 2, "hits": 1, "misses": 1}
+    assert cache.stats() == {"entries": 2, "hits": 1, "misses": 1, "timeouts": 0}

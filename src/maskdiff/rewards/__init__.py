@@ -1,34 +1,38 @@
 """Binary task rewards (1.0 correct / 0.0 otherwise) for countdown and math.
 
-The math reward pulls in sympy via math_verify (~0.5 s import), so it is loaded lazily:
-importing this package for countdown scoring stays cheap, and so do pool workers.
+Importing this package is cheap: math_verify (sympy, ~0.5 s) is only imported by the
+math worker processes (and by :func:`score_math_text` on first use), never for
+countdown scoring or text extraction.  ``RewardSettings`` holds every switch and deadline.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from maskdiff.rewards.countdown import countdown_reward, extract_countdown_answer
-from maskdiff.rewards.scorer import TASKS, RewardCache, score_completions, shutdown_pool
-
-_LAZY_MATH = ("math_reward", "extract_math_answer", "canonical_math_text")
+from maskdiff.rewards.math import (
+    canonical_math_text,
+    extract_math_answer,
+    math_reward,
+    math_text,
+    score_math_text,
+)
+from maskdiff.rewards.scorer import TASKS, RewardCache, score_completions
+from maskdiff.rewards.settings import RewardSettings
+from maskdiff.rewards.workers import pool_stats, shutdown_pool, warm_up, worker_pids
 
 __all__ = [
     "TASKS",
     "RewardCache",
+    "RewardSettings",
     "canonical_math_text",
     "countdown_reward",
     "extract_countdown_answer",
     "extract_math_answer",
     "math_reward",
+    "math_text",
+    "pool_stats",
     "score_completions",
+    "score_math_text",
     "shutdown_pool",
+    "warm_up",
+    "worker_pids",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY_MATH:
-        from maskdiff.rewards import math as _math
-
-        return getattr(_math, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,36 +1,45 @@
 """Batch reward scoring for hot paths (every denoising step of every rollout).
 
 Many completions share a final answer (consecutive denoising steps rarely change it),
-so we reduce each completion to a cache key ``(task, reference, answer)`` and score
-each unique key once, optionally reusing a :class:`RewardCache` across training steps.
+so we reduce each completion to a cache key ``(task, reference, settings that change
+the score, answer)`` and score each unique key once, optionally reusing a
+:class:`RewardCache` across training steps.
 
-Countdown scoring is microseconds of pure Python: always in-process.  Math scoring
-(sympy via ``math_verify``) is ~1 ms to seconds per answer and relies on
-``signal.alarm`` timeouts, which only fire in a process's main thread; large batches
-therefore go to a persistent process pool whose workers run tasks in their main
-thread.  The pool uses the "forkserver" start method rather than "fork": the parent
-usually holds torch with live OpenMP/intra-op thread pools, and forking a
-multi-threaded process can deadlock the child on locks held by threads that were not
-copied.  A forkserver forks workers from a clean single-threaded server (cheaper than
-"spawn", which would re-import everything per worker).
+Countdown scoring is microseconds of bounded pure Python: always in-process.  Math
+scoring (sympy via ``math_verify``) is ~1 ms to seconds per answer, relies on
+``signal.alarm`` and can stall in C code, so it always runs in the persistent worker
+processes of ``maskdiff.rewards.workers``, under a per-answer and a per-batch deadline
+(``RewardSettings.answer_timeout_s`` / ``batch_timeout_s``) enforced from this process.
+
+Timeouts: an answer left unscored (per-answer bound, batch deadline, a worker that died
+twice on it) scores 0, is counted in ``RewardCache.timeouts`` (unique answers, cumulative
+over the calls that used the cache; trainers log it as ``reward_timeouts``) and in
+``pool_stats()["timeouts"]`` (process-wide), and is **not** cached: a timeout may be the
+machine's fault (a stopped or starved worker), not the answer's, so the next batch that
+meets the same answer tries again (and pays at most ``answer_timeout_s`` again).
 """
 
 from __future__ import annotations
 
-import atexit
-import math
-import multiprocessing
+import hashlib
+import logging
 from collections.abc import Hashable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from maskdiff.rewards.countdown import extract_countdown_answer, score_countdown_answer
+from maskdiff.rewards.math import math_text, score_math_text
+from maskdiff.rewards.settings import DEFAULT_SETTINGS, RewardSettings
+from maskdiff.rewards.workers import get_pool, pool_stats, shutdown_pool, worker_pids
+
+log = logging.getLogger(__name__)
 
 TASKS = ("countdown", "math")
-POOL_MIN_KEYS = 256  # below this, pool start-up/IPC costs more than it saves
+POOL_MIN_KEYS = 256  # up to this many unique math answers use one worker; more use `processes`
+MAX_KEY_CHARS = 256  # longer verifier inputs are keyed by a 16-byte digest (bounded cache memory)
 
 _MISSING = object()
+__all__ = ["POOL_MIN_KEYS", "TASKS", "RewardCache", "pool_stats", "score_completions", "shutdown_pool", "worker_pids"]
 
 
 class RewardCache:
@@ -44,6 +53,7 @@ class RewardCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
+        self.timeouts = 0  # unique answers left unscored (scored 0, not cached)
         self._data: dict[Hashable, float] = {}
 
     def get(self, key: Hashable) -> float | None:
@@ -68,59 +78,36 @@ class RewardCache:
 
     def clear(self) -> None:
         self._data.clear()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.timeouts = 0
 
     def stats(self) -> dict[str, int]:
-        return {"entries": len(self._data), "hits": self.hits, "misses": self.misses}
+        return {"entries": len(self._data), "hits": self.hits, "misses": self.misses, "timeouts": self.timeouts}
 
 
-# ---------------------------------------------------------------- math worker pool
-_POOL: ProcessPoolExecutor | None = None
-_POOL_SIZE = 0
-
-
-def _math_worker(items: list[tuple[str, str]]) -> list[float]:
-    """Module-level (picklable) worker: scores (canonical_text, gold) pairs."""
-    from maskdiff.rewards.math import score_math_text
-
-    return [score_math_text(text, gold) for text, gold in items]
-
-
-def _get_pool(processes: int) -> ProcessPoolExecutor:
-    global _POOL, _POOL_SIZE
-    if _POOL is None or _POOL_SIZE != processes:
-        shutdown_pool()
-        context = multiprocessing.get_context("forkserver")
-        _POOL = ProcessPoolExecutor(max_workers=processes, mp_context=context)
-        _POOL_SIZE = processes
-    return _POOL
-
-
-def shutdown_pool() -> None:
-    """Stop the persistent math worker pool (also registered with atexit)."""
-    global _POOL, _POOL_SIZE
-    if _POOL is not None:
-        _POOL.shutdown(wait=True, cancel_futures=True)
-    _POOL, _POOL_SIZE = None, 0
-
-
-atexit.register(shutdown_pool)
+# ---------------------------------------------------------------- math scoring
+_FALLBACK_WARNED = False
 
 
 def _score_math_items(
-    items: list[tuple[str, str]], processes: int, chunk_size: int, pool_min_keys: int
-) -> list[float]:
-    from maskdiff.rewards.math import score_math_text
+    items: list[tuple[str, str, str]], processes: int, pool_min_keys: int, settings: RewardSettings
+) -> tuple[list[float], list[int]]:
+    """``(scores, unscored indices)`` from the worker pool; in-process only if no worker can
+    be started here (e.g. inside a daemonic process), bounded then by math_verify's alarms."""
+    global _FALLBACK_WARNED
+    workers = processes if processes > 1 and len(items) > pool_min_keys else 1
+    try:
+        return get_pool().score(items, workers, settings.answer_timeout_s, settings.batch_timeout_s)
+    except Exception as exc:  # noqa: BLE001 - cannot start workers: degrade, loudly once
+        if not _FALLBACK_WARNED:
+            log.warning("math reward workers unavailable (%s); scoring in-process without a hard deadline", exc)
+            _FALLBACK_WARNED = True
+    return [score_math_text(*item) for item in items], []
 
-    if processes > 1 and len(items) > pool_min_keys:
-        size = max(1, min(chunk_size, math.ceil(len(items) / processes)))
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        try:
-            pool = _get_pool(processes)
-            return [r for chunk in pool.map(_math_worker, chunks) for r in chunk]
-        except Exception:  # noqa: BLE001 - broken pool etc.: degrade to in-process
-            shutdown_pool()
-    return [score_math_text(text, gold) for text, gold in items]
+
+def _math_key(text: str) -> Hashable:
+    if len(text) <= MAX_KEY_CHARS:
+        return text
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # ---------------------------------------------------------------- public entry point
@@ -145,9 +132,14 @@ def score_completions(
     chunk_size: int = 256,
     cache: RewardCache | None = None,
     pool_min_keys: int = POOL_MIN_KEYS,
+    settings: RewardSettings | None = None,
 ) -> np.ndarray:
     """Binary rewards (float32 0/1), one per completion; ``references[i]`` goes with ``completions[i]``.
 
+    ``processes``: math worker processes for batches of more than ``pool_min_keys`` unique
+    answers (smaller batches, and ``processes`` <= 1, use one worker).  ``chunk_size`` is
+    unused (kept for callers): workers take one answer at a time so each has a deadline.
+    ``settings`` (None = ``RewardSettings()``) chooses the reward rules and deadlines.
     Raises ValueError only for caller bugs (unknown task, length mismatch, malformed
     reference); model output can never make this raise.
     """
@@ -157,26 +149,28 @@ def score_completions(
         raise ValueError(
             f"{len(completions)} completions but {len(references)} references"
         )
+    settings = settings or DEFAULT_SETTINGS
     if cache is None:
         cache = RewardCache(max_entries=None)
-    if task == "math":
-        from maskdiff.rewards.math import canonical_math_text as extract
-    else:
-        extract = extract_countdown_answer
+    rule = settings.math_rule
+    unclosed = settings.countdown_unclosed_box
+    score_key = settings.score_key(task)
 
     rewards = np.zeros(len(completions), dtype=np.float32)
     pending: dict[tuple, list[int]] = {}  # uncached key -> completion indices
-    payloads: dict[tuple, object] = {}
+    payloads: dict[tuple, tuple] = {}
     ref_keys: dict[int, tuple[str, object]] = {}
     for i, (completion, ref) in enumerate(zip(completions, references)):
-        answer = extract(completion) if isinstance(completion, str) else None
+        if not isinstance(completion, str):
+            continue
+        answer = extract_countdown_answer(completion, unclosed) if task == "countdown" else math_text(completion, rule)
         if answer is None:
             continue  # scores 0 without touching the verifier or the cache
         ref_id = id(ref)
         if ref_id not in ref_keys:
             ref_keys[ref_id] = _reference_key(task, ref)
         ref_key, payload = ref_keys[ref_id]
-        key = (task, ref_key, answer)
+        key = (task, ref_key, score_key, answer if task == "countdown" else _math_key(answer))
         if key in pending:
             pending[key].append(i)
             cache.hits += 1  # in-batch duplicate: served without a verifier call
@@ -186,15 +180,22 @@ def score_completions(
             rewards[i] = cached
         else:
             pending[key] = [i]
-            payloads[key] = payload
+            payloads[key] = (answer, payload)
 
     keys = list(pending)
+    unscored: list[int] = []
     if task == "countdown":
-        scores = [score_countdown_answer(k[2], *payloads[k]) for k in keys]  # type: ignore[misc]
+        unary = settings.countdown_unary_minus
+        scores = [score_countdown_answer(payloads[k][0], *payloads[k][1], unary) for k in keys]  # type: ignore[misc]
+    elif keys:
+        items = [(*payloads[k], rule) for k in keys]
+        scores, unscored = _score_math_items(items, processes, pool_min_keys, settings)  # type: ignore[arg-type]
     else:
-        items = [(k[2], payloads[k]) for k in keys]
-        scores = _score_math_items(items, processes, chunk_size, pool_min_keys)  # type: ignore[arg-type]
-    for key, score in zip(keys, scores):
-        cache.put(key, score)
+        scores = []
+    skip = set(unscored)
+    cache.timeouts += len(skip)
+    for j, (key, score) in enumerate(zip(keys, scores)):
+        if j not in skip:
+            cache.put(key, score)
         rewards[pending[key]] = score
     return rewards
