@@ -26,7 +26,7 @@ def test_defaults_and_json_round_trip() -> None:
         "math_rule": "lenient",
         "countdown_unary_minus": False,
         "countdown_unclosed_box": "earlier_box",
-        "answer_timeout_s": 5.0,
+        "answer_timeout_s": 2.0,
         "batch_timeout_s": 300.0,
     }
     assert RewardSettings(**json.loads(json.dumps(s.to_dict()))) == s
