@@ -29,7 +29,11 @@ def test_defaults_and_json_round_trip() -> None:
         "answer_timeout_s": 2.0,
         "batch_timeout_s": 300.0,
     }
-    assert RewardSettings(**json.loads(json.dumps(s.to_dict()))) == s
+    assert RewardSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    assert RewardSettings.from_dict(None) == RewardSettings.from_dict({}) == s
+    assert RewardSettings.from_dict({"math_rule": "released"}).math_rule == "released"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['math_mode'\]"):
+        RewardSettings.from_dict({"math_mode": "released"})
     released = RewardSettings.released(answer_timeout_s=2.0)
     assert (released.math_rule, released.countdown_unary_minus, released.countdown_unclosed_box) == (
         "released", True, "raw_text")

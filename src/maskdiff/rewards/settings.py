@@ -5,12 +5,13 @@ The defaults reproduce this project's behaviour before the switches existed, so
 gives the semantics of the MDPO authors' released reward code
 (autonomousvision/mdpo, ``src/open_r1/rewards.py``: ``verify_math`` / ``verify_countdown``).
 Every field is a str, bool or float so a config section maps onto the constructor
-one-to-one (``RewardSettings(**cfg["rewards"])``) and ``to_dict()`` round-trips.
+one-to-one (``RewardSettings.from_dict(cfg["rewards"])``) and ``to_dict()`` round-trips.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 MATH_RULES = ("lenient", "released")
@@ -83,6 +84,15 @@ class RewardSettings:
         """The MDPO released code's reward semantics (deadlines stay this project's)."""
         base = {"math_rule": "released", "countdown_unary_minus": True, "countdown_unclosed_box": "raw_text"}
         return cls(**{**base, **overrides})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object] | None) -> RewardSettings:
+        """From a config section (None or {} = defaults); unknown keys are a ValueError naming them."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(FIELD_NAMES))
+        if unknown:
+            raise ValueError(f"rewards: unknown key(s) {unknown}; allowed keys: {list(FIELD_NAMES)}")
+        return cls(**data)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
