@@ -12,11 +12,14 @@ processes of ``maskdiff.rewards.workers``, under a per-answer and a per-batch de
 (``RewardSettings.answer_timeout_s`` / ``batch_timeout_s``) enforced from this process.
 
 Timeouts: an answer left unscored (per-answer bound, batch deadline, a worker that died
-twice on it) scores 0, is counted in ``RewardCache.timeouts`` (unique answers, cumulative
-over the calls that used the cache; trainers log it as ``reward_timeouts``) and in
-``pool_stats()["timeouts"]`` (process-wide), and is **not** cached: a timeout may be the
-machine's fault (a stopped or starved worker), not the answer's, so the next batch that
-meets the same answer tries again (and pays at most ``answer_timeout_s`` again).
+twice on it) scores 0 and is counted in ``RewardCache.timeouts`` (unique answers,
+cumulative over the calls that used the cache; trainers log it as ``reward_timeouts``)
+and in ``pool_stats()["timeouts"]`` (process-wide).  It is not cached the first time: a
+timeout may be the machine's fault (a stopped or starved worker), not the answer's, so
+the next batch that meets it tries again.  An answer that runs past the per-answer bound
+a second time (in any batch using the same cache) is slow, not unlucky: it is cached as
+0 so it stops costing ``answer_timeout_s`` per batch.  Answers the batch deadline left
+unfinished are never cached.
 """
 
 from __future__ import annotations
@@ -53,8 +56,9 @@ class RewardCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self.timeouts = 0  # unique answers left unscored (scored 0, not cached)
+        self.timeouts = 0  # unique answers left unscored (scored 0)
         self._data: dict[Hashable, float] = {}
+        self._strikes: dict[Hashable, int] = {}  # keys that ran past the per-answer bound once
 
     def get(self, key: Hashable) -> float | None:
         value = self._data.get(key, _MISSING)
@@ -70,6 +74,16 @@ class RewardCache:
             while len(self._data) > self.max_entries:
                 del self._data[next(iter(self._data))]
 
+    def strike(self, key: Hashable) -> bool:
+        """Record that ``key`` ran past the per-answer bound; True the second time (cache it as 0)."""
+        if self._strikes.pop(key, 0) >= 1:
+            return True
+        self._strikes[key] = 1
+        if self.max_entries is not None:
+            while len(self._strikes) > self.max_entries:
+                del self._strikes[next(iter(self._strikes))]
+        return False
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self._data
 
@@ -78,6 +92,7 @@ class RewardCache:
 
     def clear(self) -> None:
         self._data.clear()
+        self._strikes.clear()
         self.hits = self.misses = self.timeouts = 0
 
     def stats(self) -> dict[str, int]:
@@ -91,8 +106,9 @@ _FALLBACK_WARNED = False
 def _score_math_items(
     items: list[tuple[str, str, str]], processes: int, pool_min_keys: int, settings: RewardSettings
 ) -> tuple[list[float], list[int]]:
-    """``(scores, unscored indices)`` from the worker pool; in-process only if no worker can
-    be started here (e.g. inside a daemonic process), bounded then by math_verify's alarms."""
+    """``(scores, unscored, struck)`` (see ``WorkerPool.score``) from the worker pool; in-process
+    only if no worker can be started here (e.g. inside a daemonic process), bounded then by
+    math_verify's alarms."""
     global _FALLBACK_WARNED
     workers = processes if processes > 1 and len(items) > pool_min_keys else 1
     try:
@@ -101,7 +117,7 @@ def _score_math_items(
         if not _FALLBACK_WARNED:
             log.warning("math reward workers unavailable (%s); scoring in-process without a hard deadline", exc)
             _FALLBACK_WARNED = True
-    return [score_math_text(*item) for item in items], []
+    return [score_math_text(*item) for item in items], [], []
 
 
 def _math_key(text: str) -> Hashable:
@@ -184,16 +200,17 @@ def score_completions(
 
     keys = list(pending)
     unscored: list[int] = []
+    struck: list[int] = []
     if task == "countdown":
         unary = settings.countdown_unary_minus
         scores = [score_countdown_answer(payloads[k][0], *payloads[k][1], unary) for k in keys]  # type: ignore[misc]
     elif keys:
         items = [(*payloads[k], rule) for k in keys]
-        scores, unscored = _score_math_items(items, processes, pool_min_keys, settings)  # type: ignore[arg-type]
+        scores, unscored, struck = _score_math_items(items, processes, pool_min_keys, settings)  # type: ignore[arg-type]
     else:
         scores = []
-    skip = set(unscored)
-    cache.timeouts += len(skip)
+    skip = set(unscored) - {j for j in struck if cache.strike(keys[j])}  # second strike: cache the 0
+    cache.timeouts += len(unscored)
     for j, (key, score) in enumerate(zip(keys, scores)):
         if j not in skip:
             cache.put(key, score)

@@ -55,7 +55,7 @@ class RewardSettings:
     answer_timeout_s: float = 2.0
     """Hard bound (seconds) on scoring one math answer, enforced by the parent process: a worker
     that exceeds it (slow, stuck, stopped) is killed and replaced and the answer scores 0, counted
-    as a timeout and never cached.  This project's choice: ~1000x a normal answer (2-3 ms even for
+    as a timeout (cached as 0 only when the same answer times out a second time).  This project's choice: ~1000x a normal answer (2-3 ms even for
     a 3 kB completion), so only pathological answers (``9^{9^{9^{9}}}`` runs into math-verify's own
     3 s alarm) are cut.  The released code has no such bound beyond math-verify's alarms (5 s per
     parse or verify)."""

@@ -10,8 +10,8 @@ Why processes, and why this shape:
   e.g. stuck or SIGSTOPped, is SIGKILLed and replaced; the answer scores 0) and
   ``batch_timeout_s`` per batch (answers not scored by then score 0).  A worker that dies
   (SIGKILL, OOM) is replaced and its answer retried once on the new worker.  Every answer
-  not scored is counted in :data:`STATS` and returned to the caller, which counts it
-  in its ``RewardCache.timeouts`` and does not cache it.
+  not scored is counted in :data:`STATS` and returned to the caller (see the scorer for
+  how timeouts are counted and cached).
 * Workers are forked by a "forkserver" (not "fork": the parent usually holds torch with
   live OpenMP/intra-op threads, and forking a multi-threaded process can deadlock the
   child); the server preloads math_verify/sympy, so starting or replacing a worker
@@ -180,8 +180,10 @@ class WorkerPool:
 
     def score(
         self, items: list[tuple[str, str, str]], n_workers: int, answer_timeout: float, batch_timeout: float
-    ) -> tuple[list[float], list[int]]:
-        """``(scores, unscored item indices)``; unscored items have score 0."""
+    ) -> tuple[list[float], list[int], list[int]]:
+        """``(scores, unscored, struck)``: unscored items score 0; ``struck`` (a subset) are those
+        that ran past ``answer_timeout`` or killed two workers, as opposed to those the batch
+        deadline left unfinished or unsent."""
         scores = [0.0] * len(items)
         if not items:
             return scores, []
@@ -189,6 +191,7 @@ class WorkerPool:
         queue = deque(range(len(items)))
         crashes: dict[int, int] = {}
         unscored: list[int] = []
+        struck: list[int] = []
         busy: dict[Connection, _Worker] = {}
         with self.lock:
             try:
@@ -222,6 +225,7 @@ class WorkerPool:
                             crashes[worker.item] = crashes.get(worker.item, 0) + 1
                             if crashes[worker.item] > _RETRIES_AFTER_CRASH:
                                 unscored.append(worker.item)
+                                struck.append(worker.item)
                             else:
                                 queue.appendleft(worker.item)
                             idle.append(self._replace(worker))
@@ -234,6 +238,7 @@ class WorkerPool:
                         if now - worker.sent_at >= answer_timeout:
                             del busy[conn]
                             unscored.append(worker.item)
+                            struck.append(worker.item)
                             idle.append(self._replace(worker))
             except BaseException:
                 self._drop(busy.values())  # e.g. KeyboardInterrupt: no stale reply may reach a later batch
@@ -243,7 +248,7 @@ class WorkerPool:
             self._drop(busy.values())
             unscored.extend(queue)
             STATS.timeouts += len(unscored)
-        return scores, unscored
+        return scores, unscored, struck
 
     def shutdown(self) -> None:
         # At exit a daemon thread may still hold the lock mid-batch: do not wait for its deadline.
