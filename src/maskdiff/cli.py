@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .errors import InputError
+
 log = logging.getLogger("maskdiff")
 
 
@@ -121,7 +123,7 @@ def _eval_files(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         task, sep, path = pair.partition("=")
         if not sep:
-            raise ValueError(f"--eval expects task=path, got {pair!r}")
+            raise InputError(f"--eval expects task=path, got {pair!r}")
         out[task] = path
     return out
 
@@ -133,7 +135,7 @@ def cmd_train(args) -> None:
     algorithm = args.algorithm.replace("-", "_")
     cfg = config_from_json(algorithm, args.settings)
     if args.fallback_train and algorithm != "mdpo":
-        raise ValueError("--fallback-train applies to train-mdpo only")
+        raise InputError("--fallback-train applies to train-mdpo only")
     if algorithm == "sft":
         from .train.sft import train_sft as train
     elif algorithm == "diffu_grpo":
@@ -147,12 +149,9 @@ def cmd_train(args) -> None:
 
 
 def _settings(cls, values: dict, section: str):
-    from .errors import InputError
+    from .settings import build
 
-    unknown = set(values) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise InputError(f"{section}: unknown settings {sorted(unknown)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return build(cls, values, section)
 
 
 def cmd_precision_model_free(args) -> None:
@@ -325,7 +324,6 @@ def _input_paths(args) -> list[Path]:
 def _is_input_error(exc: BaseException, args) -> bool:
     """The project's own input errors, reported in one line: InputError, and a FileNotFoundError of
     an argument's path (or of a file inside it), or one this package raised naming its input."""
-    from .errors import InputError
 
     if isinstance(exc, InputError):
         return True

@@ -28,10 +28,11 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 from ..evaluate import decode_and_score
-from ..io import JsonlLogger, NullLogger, atomic_dir, read_jsonl, replace_dir, truncate_metrics, write_json
+from ..io import JsonlLogger, NullLogger, atomic_dir, replace_dir, truncate_metrics, write_json
 from ..models.forward import forward_logits, model_device, supports_padding
 from ..models.loading import TokenIds, load_model, load_tokenizer, remote_code_options, token_ids
 from ..sampling.generate import settings_from_config
+from ..tasks.records import read_task_records
 from ..seeding import step_generator
 from ..settings import as_dict
 from .checkpoint import load_checkpoint, read_progress, run_fingerprint, save_checkpoint
@@ -315,4 +316,4 @@ def end_of_update(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, u
 
 
 def load_eval_sets(files: dict[str, str], limit: int) -> dict[str, list[dict]]:
-    return {task: read_jsonl(path)[: limit or None] for task, path in files.items()}
+    return {task: read_task_records(path, "test")[: limit or None] for task, path in files.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..io import read_jsonl
+from ..tasks.records import read_task_files
 from ..batching import decode_completions, encode_prompts, left_pad, length_buckets
 from ..models.forward import supports_padding
 from ..models.loading import TokenIds
@@ -39,12 +39,10 @@ class GroupRollout:
         return self.prompt_ids[row // self.group_size]
 
 
-def read_train_records(files: list[str], allow_empty: bool = False) -> list[dict]:
-    """The training prompts of a trainer: every record of ``files`` (validated, naming file and line)."""
-    records = [r for f in files for r in read_jsonl(f)]
-    if not records and not allow_empty:
-        raise ValueError(f"no training prompts in {files}")
-    return records
+def read_train_records(files: list[str], allow_empty: bool = False, require_solution: bool | None = None) -> list[dict]:
+    """The training prompts of a trainer: every record of ``files``, validated (errors name the
+    file, line and id); an empty file is an error unless ``allow_empty`` (a mined set may be empty)."""
+    return read_task_files(files, "train", allow_empty=allow_empty, require_solution=require_solution)
 
 
 def sample_prompts(records: list[dict], n: int, seed: int, update: int) -> list[dict]:

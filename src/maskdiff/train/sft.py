@@ -73,9 +73,7 @@ def train_sft(
     model_options: dict | None = None,
     eval_files: dict[str, str] | None = None,
 ) -> dict:
-    records = [r for r in read_train_records(train_files) if r.get("solution")]
-    if not records:
-        raise ValueError(f"no training records with a reference solution in {train_files}")
+    records = read_train_records(train_files, require_solution=True)
     setup = setup_training(base_model, ckpt_dir, cfg, 0.0, model_options, {"train_records": len(records)},
                            data_files=train_files)
     data = build_supervised(setup.tokenizer, records, cfg.response_length, setup.ids, setup.chat_template,
