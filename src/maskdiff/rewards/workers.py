@@ -5,7 +5,7 @@ Why processes, and why this shape:
 * math-verify bounds its work with ``signal.alarm``: only in a main thread, and not at all
   while C code holds the interpreter (a huge ``9^{9^{9^{9}}}`` stalls a thread for
   minutes).  Each worker scores answers in its own main thread, one answer at a time
-  over a pipe, so the parent knows which answer each worker holds and since when.
+  over a pipe, so the parent knows which answer each worker is on and since when.
 * The parent enforces two deadlines: ``answer_timeout_s`` per answer (a worker past it,
   e.g. stuck or SIGSTOPped, is SIGKILLed and replaced; the answer scores 0) and
   ``batch_timeout_s`` per batch (answers not scored by then score 0).  A worker that dies
@@ -15,7 +15,9 @@ Why processes, and why this shape:
 * Workers are forked by a "forkserver" (not "fork": the parent usually holds torch with
   live OpenMP/intra-op threads, and forking a multi-threaded process can deadlock the
   child); the server preloads math_verify/sympy, so starting or replacing a worker
-  costs milliseconds, not the ~0.5 s import.  Workers persist across calls.
+  costs milliseconds, not the ~0.5 s import.  Workers persist across calls.  Each holds
+  at most ``DEPTH`` answers: the next one waits in its pipe, so no round trip idles it,
+  and a per-answer clock starts when the previous answer's reply arrives.
 * No worker outlives the parent: workers are daemonic, an ``atexit`` hook SIGKILLs them
   (SIGTERM would stay pending in a stopped process and hang multiprocessing's own exit
   join), each asks the kernel for SIGKILL when its parent (the forkserver, which exits
@@ -40,7 +42,8 @@ from multiprocessing.connection import Connection, wait
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 60_000  # the duplex pipe is a socketpair with a ~200 KB buffer
+DEPTH = 2  # answers in flight per worker
+MAX_MESSAGE_BYTES = 48_000  # DEPTH of them fit the duplex pipe's socket buffer (~200 KB)
 PRELOAD = ["maskdiff.rewards._warm"]
 _RETRIES_AFTER_CRASH = 1
 
@@ -107,13 +110,21 @@ def _worker_main(conn: Connection) -> None:
 
 # ------------------------------------------------------------------ parent side
 class _Worker:
-    __slots__ = ("proc", "conn", "item", "seq", "sent_at")
+    """A worker and the answers it holds, in order: the head is being scored since ``started``,
+    the rest wait in its pipe (``DEPTH`` in flight hides the round trip between answers)."""
+
+    __slots__ = ("proc", "conn", "seq", "inflight", "started")
 
     def __init__(self, proc: multiprocessing.process.BaseProcess, conn: Connection) -> None:
         self.proc, self.conn = proc, conn
-        self.item = -1
         self.seq = 0
-        self.sent_at = 0.0
+        self.inflight: deque[tuple[int, int]] = deque()  # (item, seq)
+        self.started = 0.0
+
+    @property
+    def item(self) -> int:
+        """The answer being scored now (-1 when idle)."""
+        return self.inflight[0][0] if self.inflight else -1
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -170,13 +181,15 @@ class WorkerPool:
             STATS.restarts += 1
 
     def _send(self, worker: _Worker, item: int, payload: tuple[str, str, str]) -> None:
-        """Hand ``item`` to an idle worker (OSError if it is gone, _TooLarge if no real answer)."""
-        worker.seq += 1
-        data = pickle.dumps((worker.seq, *payload))
+        """Queue ``item`` on a worker (OSError if it is gone, _TooLarge if no real answer)."""
+        data = pickle.dumps((worker.seq + 1, *payload))
         if len(data) > MAX_MESSAGE_BYTES:
             raise _TooLarge
         worker.conn.send_bytes(data)
-        worker.item, worker.sent_at = item, time.monotonic()
+        worker.seq += 1
+        if not worker.inflight:
+            worker.started = time.monotonic()
+        worker.inflight.append((item, worker.seq))
 
     def score(
         self, items: list[tuple[str, str, str]], n_workers: int, answer_timeout: float, batch_timeout: float
@@ -186,66 +199,87 @@ class WorkerPool:
         deadline left unfinished or unsent."""
         scores = [0.0] * len(items)
         if not items:
-            return scores, []
+            return scores, [], []
         deadline = time.monotonic() + batch_timeout
         queue = deque(range(len(items)))
         crashes: dict[int, int] = {}
         unscored: list[int] = []
         struck: list[int] = []
-        busy: dict[Connection, _Worker] = {}
+
+        def fail(worker: _Worker, strike: bool) -> _Worker:
+            """Replace a worker that died or overran; its head answer failed, the rest go back."""
+            if not worker.inflight:
+                return self._replace(worker)
+            head = worker.inflight.popleft()[0]
+            if strike:
+                unscored.append(head)
+                struck.append(head)
+            else:  # died: retry once
+                crashes[head] = crashes.get(head, 0) + 1
+                if crashes[head] > _RETRIES_AFTER_CRASH:
+                    unscored.append(head)
+                    struck.append(head)
+                else:
+                    queue.appendleft(head)
+            queue.extendleft(item for item, _ in reversed(worker.inflight))
+            worker.inflight.clear()
+            return self._replace(worker)
+
+        lost_sends = 0
         with self.lock:
+            active: list[_Worker] = []
             try:
-                n_workers = max(1, min(n_workers, len(items)))
-                self._ensure(n_workers)
-                idle = list(self.workers[:n_workers])
-                while queue or busy:
-                    while idle and queue:
-                        worker, item = idle.pop(), queue.popleft()
-                        try:
-                            self._send(worker, item, items[item])
-                            busy[worker.conn] = worker
-                        except _TooLarge:  # deterministic: scores 0 like any junk
-                            idle.append(worker)
-                        except OSError:  # died while idle: replace, resend
-                            queue.appendleft(item)
-                            idle.append(self._replace(worker))
+                self._ensure(max(1, min(n_workers, len(items))))
+                active = self.workers[: max(1, min(n_workers, len(items)))]
+                while queue or any(w.inflight for w in active):
+                    for k, worker in enumerate(active):
+                        while queue and len(worker.inflight) < DEPTH:
+                            item = queue.popleft()
+                            try:
+                                self._send(worker, item, items[item])
+                            except _TooLarge:  # deterministic: scores 0 like any junk
+                                pass
+                            except OSError:  # died while idle: replace, resend
+                                queue.appendleft(item)
+                                lost_sends += 1
+                                if lost_sends > 2 * len(active) + 2:
+                                    raise RuntimeError("math reward workers die as soon as they start") from None
+                                worker = active[k] = fail(worker, strike=False)
                     now = time.monotonic()
                     if now >= deadline:
                         break
+                    busy = {w.conn: k for k, w in enumerate(active) if w.inflight}
                     if not busy:
                         continue
-                    wake = min([deadline] + [w.sent_at + answer_timeout for w in busy.values()])
+                    wake = min([deadline] + [active[k].started + answer_timeout for k in busy.values()])
                     for conn in wait(list(busy), timeout=max(0.0, wake - now)):
-                        worker = busy.pop(conn)  # type: ignore[index]
+                        k = busy[conn]  # type: ignore[index]
+                        worker = active[k]
                         try:
-                            seq, score = pickle.loads(conn.recv_bytes())  # type: ignore[union-attr]
-                            if seq != worker.seq:
-                                raise EOFError("out-of-step reply")
-                        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError):
-                            crashes[worker.item] = crashes.get(worker.item, 0) + 1
-                            if crashes[worker.item] > _RETRIES_AFTER_CRASH:
-                                unscored.append(worker.item)
-                                struck.append(worker.item)
-                            else:
-                                queue.appendleft(worker.item)
-                            idle.append(self._replace(worker))
-                            continue
-                        scores[worker.item] = float(score)
-                        STATS.answers += 1
-                        idle.append(worker)
+                            while True:  # every reply already in the pipe
+                                seq, score = pickle.loads(worker.conn.recv_bytes())
+                                item, expected = worker.inflight[0]
+                                if seq != expected:
+                                    raise EOFError("out-of-step reply")
+                                worker.inflight.popleft()
+                                scores[item] = float(score)
+                                STATS.answers += 1
+                                worker.started = time.monotonic()
+                                if not worker.inflight or not worker.conn.poll():
+                                    break
+                        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, IndexError):
+                            active[k] = fail(worker, strike=False)
                     now = time.monotonic()
-                    for conn, worker in list(busy.items()):
-                        if now - worker.sent_at >= answer_timeout:
-                            del busy[conn]
-                            unscored.append(worker.item)
-                            struck.append(worker.item)
-                            idle.append(self._replace(worker))
+                    for k, worker in enumerate(active):
+                        if worker.inflight and now - worker.started >= answer_timeout:
+                            active[k] = fail(worker, strike=True)
             except BaseException:
-                self._drop(busy.values())  # e.g. KeyboardInterrupt: no stale reply may reach a later batch
+                self._drop(w for w in active if w.inflight)  # e.g. KeyboardInterrupt: no stale reply may reach a later batch
                 raise
             # Batch deadline: answers still held by a worker, and those never sent, score 0.
-            unscored.extend(w.item for w in busy.values())
-            self._drop(busy.values())
+            for worker in active:
+                unscored.extend(item for item, _ in worker.inflight)
+            self._drop(w for w in active if w.inflight)
             unscored.extend(queue)
             STATS.timeouts += len(unscored)
         return scores, unscored, struck
