@@ -179,6 +179,18 @@ def test_warm_up_and_oversized_messages() -> None:
     assert out.tolist() == [0.0, 1.0] and cache.timeouts == 0 and len(cache) == 2  # 0, deterministic: cached
 
 
+def test_no_workers_falls_back_to_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """E.g. inside a daemonic process, which may not start children: score here instead."""
+    import maskdiff.rewards.scorer as scorer
+
+    def refuse() -> None:
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(scorer, "get_pool", refuse)
+    texts, refs = _batch(3, offset=700)
+    assert score_completions("math", texts + ["\\boxed{0}"], refs + [{"answer": "1"}]).tolist() == [1, 1, 1, 0]
+
+
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
