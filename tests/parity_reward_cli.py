@@ -20,7 +20,7 @@ from maskdiff.cli import main
 
 
 
-def parity_reward(kind, texts, refs, processes=0, cache=None):
+def parity_reward(kind, texts, refs, processes=0, cache=None, **kwargs):
     return np.array([float(len(t) % 2) for t in texts], dtype=np.float32)
 
 

@@ -66,7 +66,7 @@ def test_evaluation_rows_come_from_the_pure_function(monkeypatch, tokenizer, ids
     records = [{"id": k, "task": "countdown", "prompt": f"{i},2,3=6", "numbers": [i, 2, 3], "target": 6, "answer": "6",
                 "solution": "1+2+3"} for i, k in enumerate(scripted, 1)]
 
-    def fake_step_correctness(tokenizer, trajectory_x0, final_ids, ids, kind, refs, processes=0, **kwargs):
+    def fake_step_correctness(tokenizer, trajectory_x0, final_ids, ids, kind, refs, *args, **kwargs):
         rows = [scripted[r["id"]] for r in refs]
         steps = np.array([[float(b) for b in bits] for bits, _ in rows])
         return steps, np.array([final for _, final in rows])

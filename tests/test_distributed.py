@@ -112,11 +112,14 @@ DEEPSPEED = ["--config_file", str(ROOT / "config/accelerate/deepspeed_zero2.yaml
 
 
 def test_deepspeed_zero2_trains_steps_once_per_update_and_resumes_exactly(world):
-    settings = SETTINGS["train-mdpo"] | {"prompts_per_update": 2, "mixed_precision": "bf16"}  # 2 x 2 x 2 rows: 3 micro-batches
+    # 2 x 2 x 2 rows: 3 micro-batches; grad_clip 0.2 must be what DeepSpeed clips at (it ignores
+    # clip_grad_norm_'s value and uses its own config's gradient_clipping).
+    settings = SETTINGS["train-mdpo"] | {"prompts_per_update": 2, "mixed_precision": "bf16", "grad_clip": 0.2}
     ds = lambda out, **kw: _launch(world, "train-mdpo", out, launcher=DEEPSPEED, settings=settings, **kw)  # noqa: E731
     ds("ds_straight")
     log = read_jsonl(world / "ds_straight" / "metrics.jsonl")
     assert [r["update"] for r in log if r["event"] == "update"] == [1, 2, 3, 4]
+    assert log[0]["grad_clip"] == 0.2 and log[0]["effective_grad_clip"] == 0.2, "the engine clips at the trainer's value"
     killed = ds("ds_resumed", die_after=3, check=False)
     assert killed.returncode != 0 and not (world / "ds_resumed").exists()
     ckpt = world / "ck-ds_resumed"

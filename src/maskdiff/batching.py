@@ -69,9 +69,15 @@ def prompt_batches(
             yield chunk, ids, mask
 
 
-def decode_completions(tokenizer, completion_ids: torch.Tensor, eos_id: int) -> list[str]:
-    """Text of each generated region up to (not including) its first EOS; special tokens dropped."""
+def decode_completions(tokenizer, completion_ids: torch.Tensor, eos_id: int, mode: str = "first_eos") -> list[str]:
+    """Text of each generated region, special tokens dropped: up to (not including) its first EOS
+    (``first_eos``), or every position (``whole``, as the released MDPO code decodes; see
+    RewardSettings.completion_text)."""
     ids = completion_ids.long()
+    if mode == "whole":
+        return tokenizer.batch_decode(ids.tolist(), skip_special_tokens=True)
+    if mode != "first_eos":
+        raise ValueError(f"unknown completion text mode {mode!r}; choose first_eos or whole")
     is_eos = ids == eos_id
     has_eos = is_eos.any(dim=-1)
     first_eos = torch.where(has_eos, is_eos.float().argmax(dim=-1), torch.full_like(has_eos, ids.shape[-1], dtype=torch.long))

@@ -76,6 +76,14 @@ def cmd_fetch_model(args) -> None:
     log.info("saved %s to %s", args.name, args.out)
 
 
+def _rewards(args):
+    """The run's reward settings (config section ``rewards``), built by the strict builder."""
+    from .rewards import RewardSettings
+    from .settings import build
+
+    return build(RewardSettings, args.rewards, "rewards")
+
+
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate_grid
     from .sampling.generate import settings_from_config
@@ -88,7 +96,7 @@ def cmd_evaluate(args) -> None:
         records = records[: args.max_problems]
     cells = [settings_from_config(c) for c in args.cells]
     evaluate_grid(model, tokenizer, ids, records, cells, args.out_json, args.out_problems, args.batch_size,
-                  args.seed, chat, args.reward_processes, args.name)
+                  args.seed, chat, args.reward_processes, args.name, _rewards(args))
 
 
 def cmd_rollout(args) -> None:
@@ -99,7 +107,8 @@ def cmd_rollout(args) -> None:
     _threads(args.threads)
     records = shard_records(read_task_records(args.data, "train"), args.shard, args.num_shards)
     model, tokenizer, ids, chat = _load(args)
-    rows = rollout_records(model, tokenizer, ids, records, args.settings, args.seed, args.batch_size, chat, args.reward_processes)
+    rows = rollout_records(model, tokenizer, ids, records, args.settings, args.seed, args.batch_size, chat, args.reward_processes,
+                           _rewards(args))
     write_jsonl(args.out, rows)
     log.info("shard %d/%d: %d prompts, %d Answer Backslide", args.shard, args.num_shards, len(rows),
              sum(r["backslide"] for r in rows))
@@ -144,7 +153,7 @@ def cmd_train(args) -> None:
         from .train.mdpo import train_mdpo as train
     extra = {"fallback_files": args.fallback_train} if args.fallback_train else {}
     result = train(args.base, args.train, args.out, args.checkpoint_dir, cfg, args.seed, args.model_options,
-                   _eval_files(args.eval), **extra)
+                   _eval_files(args.eval), rewards=_rewards(args), **extra)
     log.info("%s done: %s", args.algorithm, result)
 
 
@@ -235,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-problems", type=int, default=0)
     p.add_argument("--reward-processes", type=int, default=0)
+    p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_evaluate)
@@ -249,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reward-processes", type=int, default=0)
+    p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_rollout)
@@ -273,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--settings", type=_json, required=True, help="the algorithm's config (JSON)")
         p.add_argument("--eval", nargs="*", default=[], help="task=test.jsonl pairs for training curves")
         p.add_argument("--fallback-train", nargs="*", default=[], help="(mdpo) prompts used if --train files are empty")
+        p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1)
         p.set_defaults(func=cmd_train, algorithm=algorithm)

@@ -240,19 +240,22 @@ def check_sections(config: dict) -> None:
     """Build every settings dataclass the jobs will build, so a bad field fails now, naming its key."""
     from .precision_settings import ModelFreeSettings, ModelStudySettings
     from .settings import build
-    from .train.configs import CONFIG_CLASSES, MDPO_MODES, TRAINERS, trainer_config
+    from .train.configs import CONFIG_CLASSES, TRAINERS, split_model, trained_models, trainer_config
 
     training = config["training"]
-    models = list(training["models"]) + (list(MDPO_MODES) if training["ablation"] else [])
+    models = trained_models(config)
     models += [a for a in CONFIG_CLASSES if training.get(a) and a not in models]  # sections set but unused
     gpus = config["resources"]["train"].get("gpu", 0)
     for model in models:
         cfg = trainer_config(config, model)
         per_update = getattr(cfg, "prompts_per_update", None) or getattr(cfg, "batch_size", None)
         if gpus > 1 and training["accelerate_config"] and per_update % gpus:
-            algorithm = "sft.batch_size" if model == "sft" else f"{TRAINERS[model]}.prompts_per_update"
+            algorithm = "sft.batch_size" if model == "sft" else f"{TRAINERS[split_model(model)[0]]}.prompts_per_update"
             raise ConfigError(f"config key training.{algorithm}: {per_update} must be a multiple of "
                               f"resources.train.gpu={gpus} (each process takes an equal share)")
+    from .rewards.settings import RewardSettings
+
+    build(RewardSettings, config["rewards"], "rewards")
     precision = config["precision"]
     if precision["enabled"]:
         build(ModelFreeSettings, precision["model_free"] | {"seed": config["seed"]}, "precision.model_free")

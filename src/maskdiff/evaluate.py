@@ -25,7 +25,7 @@ from .errors import InputError
 from .io import write_json, write_jsonl
 from .models.forward import model_device, supports_padding
 from .models.loading import TokenIds
-from .rewards import score_completions
+from .rewards import RewardCache, RewardSettings, score_completions
 from .sampling.generate import DecodeSettings, generate
 from .seeding import step_generator
 from .stats import wilson_interval
@@ -36,14 +36,16 @@ log = logging.getLogger(__name__)
 
 def step_correctness(
     tokenizer, trajectory_x0: torch.Tensor, final_ids: torch.Tensor, ids: TokenIds, kind: str, refs: list[dict],
-    processes: int = 0,
+    processes: int = 0, rewards: RewardSettings | None = None, cache: RewardCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(step_rewards [B, T], final_rewards [B])`` for one batch's trajectory ``[T, B, L]``."""
+    rewards = rewards or RewardSettings()
     steps, batch, length = trajectory_x0.shape
-    texts = decode_completions(tokenizer, trajectory_x0.reshape(steps * batch, length), ids.eos)
-    step_rewards = score_completions(kind, texts, refs * steps, processes=processes).reshape(steps, batch).T
-    final_texts = decode_completions(tokenizer, final_ids, ids.eos)
-    final_rewards = score_completions(kind, final_texts, refs, processes=processes)
+    texts = decode_completions(tokenizer, trajectory_x0.reshape(steps * batch, length), ids.eos, rewards.completion_text)
+    step_rewards = score_completions(kind, texts, refs * steps, processes=processes, cache=cache,
+                                     settings=rewards).reshape(steps, batch).T
+    final_texts = decode_completions(tokenizer, final_ids, ids.eos, rewards.completion_text)
+    final_rewards = score_completions(kind, final_texts, refs, processes=processes, cache=cache, settings=rewards)
     return step_rewards, final_rewards
 
 
@@ -57,6 +59,7 @@ def decode_and_score(
     generator: torch.Generator,
     chat_template: bool = False,
     processes: int = 0,
+    rewards: RewardSettings | None = None,
 ) -> tuple[list[dict], int, float]:
     """Decode every record with its trajectory and score every step; ``(rows, nfe_calls, decode_s)``.
 
@@ -65,6 +68,7 @@ def decode_and_score(
     string, the first and last correct step, the flag).
     """
     kind = reward_kind(records[0]["task"])
+    cache = RewardCache()  # consecutive steps and rows share answers: score each once
     encoded = encode_prompts(tokenizer, [r["prompt"] for r in records], chat_template)
     rows: list[dict | None] = [None] * len(records)
     nfe_total, decode_time = 0, 0.0
@@ -76,9 +80,9 @@ def decode_and_score(
         nfe_total += out.nfe
         refs = [reference_of(records[i]) for i in indices]
         step_rewards, final_rewards = step_correctness(
-            tokenizer, out.trajectory.x0_hat, out.completions, ids, kind, refs, processes
+            tokenizer, out.trajectory.x0_hat, out.completions, ids, kind, refs, processes, rewards, cache
         )
-        texts = decode_completions(tokenizer, out.completions, ids.eos)
+        texts = decode_completions(tokenizer, out.completions, ids.eos, (rewards or RewardSettings()).completion_text)
         for j, index in enumerate(indices):
             flags = answer_backslide(step_rewards[j] > 0.5, bool(final_rewards[j] > 0.5))
             rows[index] = {
@@ -100,6 +104,7 @@ def evaluate_cell(
     seed: int = 0,
     chat_template: bool = False,
     processes: int = 0,
+    rewards: RewardSettings | None = None,
 ) -> tuple[dict, list[dict]]:
     """Decode and score every record under one decoding setting; return (summary, per-problem rows)."""
     if not records:
@@ -108,7 +113,7 @@ def evaluate_cell(
     started = time.time()
     generator = step_generator(seed, "evaluate", task, settings.label, device=model_device(model))
     rows, nfe_total, decode_time = decode_and_score(
-        model, tokenizer, ids, records, settings, batch_size, generator, chat_template, processes
+        model, tokenizer, ids, records, settings, batch_size, generator, chat_template, processes, rewards
     )
     n = len(records)
     correct = sum(int(r["reward"] > 0.5) for r in rows)
@@ -138,12 +143,13 @@ def evaluate_cell(
 def evaluate_grid(
     model, tokenizer, ids: TokenIds, records: list[dict], cells: list[DecodeSettings], out_json: str | Path,
     out_problems: str | Path, batch_size: int = 64, seed: int = 0, chat_template: bool = False,
-    processes: int = 0, model_name: str = "",
+    processes: int = 0, model_name: str = "", rewards: RewardSettings | None = None,
 ) -> list[dict]:
     """Evaluate several cells; write a JSON list of cell summaries and one JSONL of per-problem rows."""
     summaries, problem_rows = [], []
     for settings in cells:
-        summary, rows = evaluate_cell(model, tokenizer, ids, records, settings, batch_size, seed, chat_template, processes)
+        summary, rows = evaluate_cell(model, tokenizer, ids, records, settings, batch_size, seed, chat_template, processes,
+                                      rewards)
         summary["model"] = model_name
         summaries.append(summary)
         problem_rows.extend({"model": model_name, "cell": settings.label, **row} for row in rows)

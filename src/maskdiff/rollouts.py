@@ -43,6 +43,7 @@ def rollout_records(
     batch_size: int = 64,
     chat_template: bool = False,
     processes: int = 0,
+    rewards=None,
 ) -> list[dict]:
     """Decode ``records`` (one task) with the rollout settings: one row per record and block length
     decoded, grouped by record in record order.
@@ -71,7 +72,8 @@ def rollout_records(
         subset = [records[i] for i in indices]
         generator = step_generator(seed, "rollout", block_length, subset[0]["id"], device=model_device(model))
         t0 = time.time()
-        scored, _, _ = decode_and_score(model, tokenizer, ids, subset, cell, batch_size, generator, chat_template, processes)
+        scored, _, _ = decode_and_score(model, tokenizer, ids, subset, cell, batch_size, generator, chat_template, processes,
+                                        rewards)
         elapsed = time.time() - t0
         for i, row in zip(indices, scored):
             per_record[i].append({**row, "task": records[i]["task"], "block_length": block_length, "steps": cell.steps,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from maskdiff.config import check_config_files, validate_config  # noqa: E402
-from maskdiff.train.configs import MDPO_MODES, config_json, trainer_config  # noqa: E402
+from maskdiff.train.configs import config_json, split_model, trained_models, trainer_config  # noqa: E402
 
 # Stop here, before any job, on anything the jobs would trip over: the config files read strictly
 # (duplicate keys, YAML errors with their line), then the schema, the cross-field rules and every
@@ -35,7 +35,9 @@ wildcard_constraints:
     task="|".join(TASKS),
     split="|".join(SPLITS),
     group=r"B\d+-S\d+",
-    mdpo_variant="mdpo|mdpo_all_data|mdpo_semi_ar|mdpo_pure_diff",
+    sft_model=r"sft(-s\d+)?",
+    grpo_model=r"diffu_grpo(-s\d+)?",
+    mdpo_model=r"(mdpo|mdpo_all_data|mdpo_semi_ar|mdpo_pure_diff)(-s\d+)?",
 
 
 def as_json(value):
@@ -47,7 +49,7 @@ def library_code(*parts):
     """Source files of the library modules a rule runs (directories expand to their .py files).
     Listed as inputs so that editing the science reruns exactly the stages that use it."""
     base = Path(workflow.basedir) / "src" / "maskdiff"
-    files = {"__init__.py", "cli.py", "io.py", "seeding.py"}
+    files = {"__init__.py", "cli.py", "io.py", "seeding.py", "errors.py", "settings.py", "tasks/records.py"}
     for part in parts:
         path = base / part
         if path.is_dir():
@@ -57,7 +59,9 @@ def library_code(*parts):
     return sorted(f"src/maskdiff/{f}" for f in files)
 
 
-TRAINED_MODELS = list(config["training"]["models"]) + (list(MDPO_MODES) if config["training"]["ablation"] else [])
+# Trained models: the configured methods, the rollout-mode ablation, and RL-seed replicates
+# (<method>-s1, ...), which are evaluated at the default cell only.
+TRAINED_MODELS = trained_models(config)
 EVAL_MODELS = ["base"] + TRAINED_MODELS
 
 
@@ -72,25 +76,41 @@ def model_dir(wildcards):
     return f"{RESULTS}/models/{wildcards.model}"
 
 
-def cell_groups():
-    """Evaluation jobs: one per (block length, steps) pair of the grid, plus the default cell."""
-    grid, dec = config["evaluation"]["grid"], config["decoding"]
-    pairs = {(b, s) for b in grid["block_length"] for s in grid["steps"]}
-    pairs.add((dec["block_length"], dec["steps"]))
-    return [f"B{b}-S{s}" for b, s in sorted(pairs)]
-
-
-def group_cells(group):
-    """Decoding cells of one group: every remasking rule of the grid (and the default one)."""
-    block, steps = (int(part[1:]) for part in group.split("-"))
-    remaskings = list(config["evaluation"]["grid"]["remasking"])
-    if config["decoding"]["remasking"] not in remaskings:
-        remaskings.append(config["decoding"]["remasking"])
+def default_group():
     dec = config["decoding"]
+    return f"B{dec['block_length']}-S{dec['steps']}"
+
+
+def cell_groups(model="base"):
+    """Evaluation jobs of a model: one per (block length, steps) pair of the grid plus the default
+    cell; RL-seed replicates only the default cell."""
+    if split_model(model)[1]:
+        return [default_group()]
+    grid = config["evaluation"]["grid"]
+    pairs = {(b, s) for b in grid["block_length"] for s in grid["steps"]}
+    groups = {f"B{b}-S{s}" for b, s in pairs} | {default_group()}
+    return sorted(groups, key=lambda g: tuple(int(p[1:]) for p in g.split("-")))
+
+
+def group_cells(group, model="base"):
+    """Decoding cells of one group: every remasking rule of the grid (and the default one); the
+    default rule only for RL-seed replicates."""
+    block, steps = (int(part[1:]) for part in group.split("-"))
+    dec = config["decoding"]
+    remaskings = list(config["evaluation"]["grid"]["remasking"])
+    if dec["remasking"] not in remaskings:
+        remaskings.append(dec["remasking"])
+    if split_model(model)[1]:
+        remaskings = [dec["remasking"]]
     return [
         {"gen_length": dec["gen_length"], "block_length": block, "steps": steps, "remasking": r, "schedule": dec["schedule"]}
         for r in remaskings
     ]
+
+
+def group_problems(group):
+    """Test problems of a group: all for the default cell, evaluation.grid_problems for the others."""
+    return 0 if group == default_group() else config["evaluation"]["grid_problems"]
 
 
 def stage_resources(stage):
@@ -99,6 +119,11 @@ def stage_resources(stage):
     if not res.get("gpu"):
         res.pop("gpu", None)
     return res
+
+
+def reward_settings():
+    """The config's rewards section, passed to every job that scores completions."""
+    return as_json(config["rewards"])
 
 
 def model_options():
@@ -145,6 +170,11 @@ def trainer_settings(model):
     return as_json(config_json(trainer_config(config, model)))
 
 
+def trainer_seed(model):
+    """The RL seed of a model: the config's seed, plus k for the replicate <method>-s<k>."""
+    return config["seed"] + split_model(model)[1]
+
+
 def launcher():
     """`maskdiff` on one process, or `accelerate launch` with the configured multi-GPU config."""
     gpus = config["resources"]["train"].get("gpu", 0)
@@ -155,7 +185,8 @@ def launcher():
 
 
 TRAIN_CODE = library_code(
-    "train", "evaluate.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py", "tasks/unconditional.py", "stats.py"
+    "train", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py",
+    "tasks/unconditional.py", "stats.py"
 )
 
 
@@ -164,22 +195,21 @@ def eval_args():
 
 
 def mdpo_train_data(wildcards):
-    name = "all_data" if wildcards.mdpo_variant == "mdpo_all_data" else "answer_backslide"
+    name = "all_data" if split_model(wildcards.mdpo_model)[0] == "mdpo_all_data" else "answer_backslide"
     return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=TASKS)
 
 
 def mdpo_fallback(wildcards, input):
     """Only with mining.fallback_to_all_data: all prompts when the mined set turns out empty."""
-    if not config["mining"]["fallback_to_all_data"] or wildcards.mdpo_variant == "mdpo_all_data":
+    if not config["mining"]["fallback_to_all_data"] or split_model(wildcards.mdpo_model)[0] == "mdpo_all_data":
         return ""
     return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in TASKS)
 
 
 # ---- used by report.smk
 def eval_outputs(models=None):
-    return expand(
-        f"{RESULTS}/eval/{{model}}/{{task}}/{{group}}.json", model=models or EVAL_MODELS, task=TASKS, group=cell_groups()
-    )
+    return [f"{RESULTS}/eval/{model}/{task}/{group}.json" for model in models or EVAL_MODELS for task in TASKS
+            for group in cell_groups(model)]
 
 
 def dag_benchmarks():
@@ -191,5 +221,5 @@ def dag_benchmarks():
     files += [f"{b}/rollout_shard/{task}/{i}-of-{n}.tsv" for task in ROLLOUT_TASKS for i in range(1, n + 1)]
     files += [f"{b}/mine_answer_backslide/{task}.tsv" for task in TASKS]
     files += [f"{b}/train/{model}.tsv" for model in TRAINED_MODELS]
-    files += expand(f"{b}/evaluate/{{model}}/{{task}}/{{group}}.tsv", model=EVAL_MODELS, task=TASKS, group=cell_groups())
+    files += [f"{b}/evaluate/{m}/{t}/{g}.tsv" for m in EVAL_MODELS for t in TASKS for g in cell_groups(m)]
     return files + [f"{b}/aggregate_sweep.tsv"]

@@ -6,7 +6,7 @@ rule mine_answer_backslide:
     input:
         unpack(mining_inputs),
         train=f"{DATA}/tasks/{{task}}/train.jsonl",
-        code=library_code("mining.py", "stats.py", "tasks/paper.py"),
+        code=library_code("mining.py", "backslide.py", "stats.py", "tasks/paper.py"),
     output:
         mined=f"{RESULTS}/mining/{{task}}/answer_backslide.jsonl",
         all_data=f"{RESULTS}/mining/{{task}}/all_data.jsonl",

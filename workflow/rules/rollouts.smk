@@ -10,7 +10,7 @@ rule rollout_shard:
     input:
         model=base_model_path(),
         data=f"{DATA}/tasks/{{task}}/train.jsonl",
-        code=library_code("rollouts.py", "evaluate.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py"),
+        code=library_code("rollouts.py", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py"),
     output:
         f"{RESULTS}/rollouts/{{task}}/shard_{{scatteritem}}.jsonl",
     params:
@@ -21,6 +21,7 @@ rule rollout_shard:
         model_options=model_options(),
         batch_size=config["rollouts"]["batch_size"],
         reward_processes=config["evaluation"]["reward_processes"],
+        rewards=reward_settings(),
         seed=config["seed"],
     threads: config["rollouts"]["threads"]
     resources:
@@ -36,5 +37,5 @@ rule rollout_shard:
     shell:
         "maskdiff rollout --model {input.model} --model-options {params.model_options:q} --data {input.data}"
         " --shard {params.shard} --num-shards {params.num_shards} --settings {params.settings:q} --out {output}"
-        " --batch-size {params.batch_size} --reward-processes {params.reward_processes} --seed {params.seed}"
+        " --batch-size {params.batch_size} --reward-processes {params.reward_processes} --rewards {params.rewards:q} --seed {params.seed}"
         " --threads {threads} > {log} 2>&1"

@@ -10,30 +10,31 @@ rule train_sft:
         test=expand(f"{DATA}/tasks/{{task}}/test.jsonl", task=TASKS),
         code=TRAIN_CODE,
     output:
-        model=directory(f"{RESULTS}/models/sft"),
+        model=directory(f"{RESULTS}/models/{{sft_model}}"),
     params:
-        settings=trainer_settings("sft"),
+        settings=lambda w: trainer_settings(w.sft_model),
         model_options=model_options(),
+        rewards=reward_settings(),
         eval=eval_args(),
         launcher=launcher(),
-        seed=config["seed"],
-        checkpoint_dir=f"{RESULTS}/checkpoints/sft",
+        seed=lambda w: trainer_seed(w.sft_model),
+        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.sft_model}",
     threads: config["training"]["threads"]
     priority: 50
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/train/sft.log",
+        f"{LOGS}/train/{{sft_model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/sft.tsv"
+        f"{RESULTS}/benchmarks/train/{{sft_model}}.tsv"
     conda:
         CONDA_ENV
     message:
-        "Masked SFT on the training prompts' reference solutions"
+        "Masked SFT on the training prompts' reference solutions ({wildcards.sft_model})"
     shell:
         "{params.launcher} train-sft --base {input.base} --model-options {params.model_options:q} --train {input.train}"
         " --out {output.model} --checkpoint-dir {params.checkpoint_dir} --settings {params.settings:q}"
-        " --eval {params.eval} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --eval {params.eval} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule train_diffu_grpo:
@@ -43,30 +44,31 @@ rule train_diffu_grpo:
         test=expand(f"{DATA}/tasks/{{task}}/test.jsonl", task=TASKS),
         code=TRAIN_CODE,
     output:
-        model=directory(f"{RESULTS}/models/diffu_grpo"),
+        model=directory(f"{RESULTS}/models/{{grpo_model}}"),
     params:
-        settings=trainer_settings("diffu_grpo"),
+        settings=lambda w: trainer_settings(w.grpo_model),
         model_options=model_options(),
+        rewards=reward_settings(),
         eval=eval_args(),
         launcher=launcher(),
-        seed=config["seed"],
-        checkpoint_dir=f"{RESULTS}/checkpoints/diffu_grpo",
+        seed=lambda w: trainer_seed(w.grpo_model),
+        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.grpo_model}",
     threads: config["training"]["threads"]
     priority: 50
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/train/diffu_grpo.log",
+        f"{LOGS}/train/{{grpo_model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/diffu_grpo.tsv"
+        f"{RESULTS}/benchmarks/train/{{grpo_model}}.tsv"
     conda:
         CONDA_ENV
     message:
-        "diffu-GRPO on all training prompts"
+        "diffu-GRPO on all training prompts ({wildcards.grpo_model})"
     shell:
         "{params.launcher} train-diffu-grpo --base {input.base} --model-options {params.model_options:q}"
         " --train {input.train} --out {output.model} --checkpoint-dir {params.checkpoint_dir}"
-        " --settings {params.settings:q} --eval {params.eval} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --eval {params.eval} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule train_mdpo:
@@ -76,28 +78,29 @@ rule train_mdpo:
         test=expand(f"{DATA}/tasks/{{task}}/test.jsonl", task=TASKS),
         code=TRAIN_CODE,
     output:
-        model=directory(f"{RESULTS}/models/{{mdpo_variant}}"),
+        model=directory(f"{RESULTS}/models/{{mdpo_model}}"),
     params:
-        settings=lambda w: trainer_settings(w.mdpo_variant),
+        settings=lambda w: trainer_settings(w.mdpo_model),
         model_options=model_options(),
+        rewards=reward_settings(),
         eval=eval_args(),
         launcher=launcher(),
-        seed=config["seed"],
-        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.mdpo_variant}",
+        seed=lambda w: trainer_seed(w.mdpo_model),
+        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.mdpo_model}",
         fallback=mdpo_fallback,
     threads: config["training"]["threads"]
     priority: 50
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/train/{{mdpo_variant}}.log",
+        f"{LOGS}/train/{{mdpo_model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{mdpo_variant}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{mdpo_model}}.tsv"
     conda:
         CONDA_ENV
     message:
-        "MDPO ({wildcards.mdpo_variant})"
+        "MDPO ({wildcards.mdpo_model})"
     shell:
         "{params.launcher} train-mdpo --base {input.base} --model-options {params.model_options:q} --train {input.train}"
         " --out {output.model} --checkpoint-dir {params.checkpoint_dir} --settings {params.settings:q}"
-        " --eval {params.eval} {params.fallback} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --eval {params.eval} {params.fallback} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 
 MATH_RULES = ("lenient", "released")
 UNCLOSED_BOX_RULES = ("earlier_box", "raw_text")
+COMPLETION_TEXTS = ("first_eos", "whole")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +53,17 @@ class RewardSettings:
     else the raw text.
     """
 
+    completion_text: str = "first_eos"
+    """How generated token ids become the text a reward scores (final answers and every step's
+    prediction ``x0_hat_t`` alike).
+
+    ``"first_eos"`` (this project; default): the text up to the first EOS, special tokens dropped;
+    what follows an EOS is not part of the answer.  ``"whole"`` (MDPO released code,
+    ``mdpo_trainer.py``: ``batch_decode(..., skip_special_tokens=True)`` on the whole prediction):
+    every position, special tokens dropped, so text after an EOS still counts (an intermediate
+    prediction with a box after its EOS can score).
+    """
+
     answer_timeout_s: float = 2.0
     """Hard bound (seconds) on scoring one math answer, enforced by the parent process: a worker
     that exceeds it (slow, stuck, stopped) is killed and replaced and the answer scores 0, counted
@@ -68,7 +80,8 @@ class RewardSettings:
 
     def __post_init__(self) -> None:
         """Reject wrong types and values at construction, naming the field."""
-        for name, allowed in (("math_rule", MATH_RULES), ("countdown_unclosed_box", UNCLOSED_BOX_RULES)):
+        for name, allowed in (("math_rule", MATH_RULES), ("countdown_unclosed_box", UNCLOSED_BOX_RULES),
+                              ("completion_text", COMPLETION_TEXTS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"rewards.{name}: {value!r} is not one of {list(allowed)}")
@@ -82,7 +95,8 @@ class RewardSettings:
     @classmethod
     def released(cls, **overrides: object) -> RewardSettings:
         """The MDPO released code's reward semantics (deadlines stay this project's)."""
-        base = {"math_rule": "released", "countdown_unary_minus": True, "countdown_unclosed_box": "raw_text"}
+        base = {"math_rule": "released", "countdown_unary_minus": True, "countdown_unclosed_box": "raw_text",
+                "completion_text": "whole"}
         return cls(**{**base, **overrides})  # type: ignore[arg-type]
 
     @classmethod

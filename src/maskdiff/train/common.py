@@ -31,6 +31,7 @@ from ..evaluate import decode_and_score
 from ..io import JsonlLogger, NullLogger, atomic_dir, replace_dir, truncate_metrics, write_json
 from ..models.forward import forward_logits, model_device, supports_padding
 from ..models.loading import TokenIds, load_model, load_tokenizer, remote_code_options, token_ids
+from ..rewards import RewardSettings
 from ..sampling.generate import settings_from_config
 from ..tasks.records import read_task_records
 from ..seeding import step_generator
@@ -57,6 +58,7 @@ class TrainingSetup:
     ckpt_dir: Path
     chat_template: bool = False
     extra: dict = field(default_factory=dict)
+    rewards: RewardSettings = field(default_factory=RewardSettings)  # how completions are scored
 
     @property
     def is_main(self) -> bool:
@@ -83,6 +85,7 @@ def setup_training(
     model_options: dict | None = None,
     config_record: dict | None = None,
     data_files: list[str] = (),
+    rewards: RewardSettings | None = None,
 ) -> TrainingSetup:
     """Load the policy (and a frozen reference copy when ``beta > 0``), resume if a checkpoint exists."""
     opts = model_options or {}
@@ -119,7 +122,8 @@ def setup_training(
     if ref_model is not None:
         ref_model.to(accelerator.device)
     ckpt_dir = Path(ckpt_dir)
-    record = {"algorithm": type(cfg).__name__, **as_dict(cfg), **(config_record or {})}
+    rewards = rewards or RewardSettings()
+    record = {"algorithm": type(cfg).__name__, **as_dict(cfg), "rewards": rewards.to_dict(), **(config_record or {})}
     fingerprint = run_fingerprint({"base_model": base_model, "processes": accelerator.num_processes, **record},
                                   list(data_files) + _weight_files(base_model))
     if deepspeed:
@@ -145,7 +149,7 @@ def setup_training(
                         effective_grad_clip=clip, **record)
     model.train()
     return TrainingSetup(accelerator, model, ref_model, tokenizer, ids, optimizer, scheduler, start, metrics, ckpt_dir,
-                         bool(opts.get("chat_template")), {"fingerprint": fingerprint})
+                         bool(opts.get("chat_template")), {"fingerprint": fingerprint}, rewards)
 
 
 def _weight_files(model_dir: str) -> list[str]:
@@ -292,7 +296,7 @@ def held_out_accuracy(
     for task, records in eval_sets.items():
         rows, _, _ = decode_and_score(model, setup.tokenizer, setup.ids, records, settings, batch_size,
                                       step_generator(seed, "train-eval", task, device=model_device(model)),
-                                      setup.chat_template)
+                                      setup.chat_template, rewards=setup.rewards)
         out[f"eval_accuracy/{task}"] = sum(r["reward"] > 0.5 for r in rows) / len(rows)
     model.train(was_training)
     return out
@@ -300,8 +304,8 @@ def held_out_accuracy(
 
 def log_eval(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, update: int, seed: int) -> None:
     """Held-out accuracy for the training curves: before training, every ``cfg.eval_every`` updates,
-    at the end (on the main process; the others wait)."""
-    due = update in (0, cfg.updates) or (cfg.eval_every and update % cfg.eval_every == 0)
+    at the end; never with ``eval_every`` 0 (on the main process; the others wait)."""
+    due = cfg.eval_every and (update in (0, cfg.updates) or update % cfg.eval_every == 0)
     if eval_sets and due:
         if setup.is_main:
             setup.metrics.log(event="eval", update=update, **held_out_accuracy(setup, eval_sets, cfg.eval_cell, 128, seed))

@@ -45,7 +45,7 @@ class TrainerConfig:
     grad_clip: float = 1.0  # max gradient norm (also applied under DeepSpeed)
     gen_length: int = 16  # generated positions (paper 512)
     checkpoint_every: int = 10
-    eval_every: int = 10  # held-out accuracy every N updates (0 = only at the start and the end)
+    eval_every: int = 10  # held-out accuracy at the start, every N updates and at the end (0 = never)
     eval_problems: int = 256
     eval_cell: dict = field(default_factory=dict)  # decoding cell of the held-out evaluation
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -179,15 +179,37 @@ class MDPOConfig(RLConfig):
 CONFIG_CLASSES = {"sft": SFTConfig, "diffu_grpo": DiffuGRPOConfig, "mdpo": MDPOConfig}
 
 
+SEED_SUFFIX = "-s"
+
+
+def split_model(model: str) -> tuple[str, int]:
+    """``mdpo-s2`` -> ``("mdpo", 2)``; a name without a suffix is seed 0 (``mdpo`` -> ``("mdpo", 0)``)."""
+    method, sep, seed = model.rpartition(SEED_SUFFIX)
+    if sep and seed.isdigit() and method in TRAINERS:
+        return method, int(seed)
+    return model, 0
+
+
+def trained_models(config: dict) -> list[str]:
+    """Every model the workflow trains: the configured methods (seed 0 keeps the plain name), the
+    rollout-mode ablation, and the RL-seed replicates ``<method>-s1`` ... of the configured methods."""
+    t = config["training"]
+    methods = list(t["models"])
+    models = methods + (list(MDPO_MODES) if t["ablation"] else [])
+    return models + [f"{m}{SEED_SUFFIX}{k}" for k in range(1, t["seeds"]) for m in methods]
+
+
 def trainer_config(config: dict, model: str) -> TrainerConfig:
     """The settings ``model`` trains with: what every trainer shares (updates, evaluation cell,
     generation length; the RL trainers' steps and block lengths from the decoding grid), then the
-    algorithm's own section ``training.<algorithm>`` over it. Raises naming the key path."""
-    algorithm = TRAINERS[model]
+    algorithm's own section ``training.<algorithm>`` over it. Seed replicates skip the held-out
+    curves (their final accuracy comes from the evaluation jobs). Raises naming the key path."""
+    method, seed = split_model(model)
+    algorithm = TRAINERS[method]
     t, dec = config["training"], config["decoding"]
     shared = {
         "updates": t["updates"],
-        "eval_every": t["eval_every"],
+        "eval_every": t["eval_every"] if seed == 0 else 0,
         "eval_problems": t["eval_problems"],
         "checkpoint_every": t["checkpoint_every"],
         "gen_length": dec["gen_length"],
@@ -197,11 +219,14 @@ def trainer_config(config: dict, model: str) -> TrainerConfig:
         shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"]}
     if algorithm == "mdpo":
         shared["semi_ar_block"] = min(config["evaluation"]["grid"]["block_length"])
-        if model in MDPO_MODES:
-            shared["rollout_modes"] = list(MDPO_MODES[model])
+        if method in MDPO_MODES:
+            shared["rollout_modes"] = list(MDPO_MODES[method])
     if algorithm == "diffu_grpo":
         shared["block_length"] = min(config["evaluation"]["grid"]["block_length"])
-    return build(CONFIG_CLASSES[algorithm], shared | dict(t.get(algorithm) or {}), f"training.{algorithm}")
+    section = dict(t.get(algorithm) or {})
+    if seed:
+        section.pop("eval_every", None)
+    return build(CONFIG_CLASSES[algorithm], shared | section, f"training.{algorithm}")
 
 
 def config_from_json(algorithm: str, values: dict) -> TrainerConfig:

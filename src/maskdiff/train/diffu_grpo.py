@@ -15,6 +15,7 @@ import logging
 import torch
 
 from ..models.forward import model_device
+from ..rewards import RewardSettings
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import step_generator
 from .common import gather_rows, load_eval_sets, local_share, row_chunks, setup_training, token_logps
@@ -105,7 +106,7 @@ class DiffuGRPOTrainer(PolicyGradientTrainer):
                                   step_generator(self.seed, "grpo-rollout", batch_index, setup.rank, device=model_device(policy)),
                                   setup.chat_template)
         rewards = torch.from_numpy(score_rows(setup.tokenizer, ids, prompts, G, rollout.completions, cfg.reward_processes,
-                                              self.cache))
+                                              self.cache, self.rewards))
         adv = group_advantages(rewards.view(len(prompts), G)).reshape(-1)
         comp_mask = completion_mask(rollout.completions, ids.eos)
         prompt_lists = [rollout.row_prompt(r) for r in range(n_rows)]
@@ -116,7 +117,7 @@ class DiffuGRPOTrainer(PolicyGradientTrainer):
             reward_mean=float(all_rewards.mean()), reward_std=float(all_rewards.std(correction=0)),
             adv_abs_mean=float(gather_rows(setup, adv).abs().mean()),
             groups_with_signal=float((all_rewards.view(-1, G).std(dim=1, correction=0) > 0).float().mean()),
-            trained_tokens=all_tokens, reward_cache_hits=self.cache.hits,
+            trained_tokens=all_tokens, reward_cache_hits=self.cache.hits, reward_timeouts=self.cache.timeouts,
         )
         data = dict(batch_index=batch_index, prompt_lists=prompt_lists, completions=rollout.completions, adv=adv,
                     comp_mask=comp_mask, all_tokens=all_tokens)
@@ -147,9 +148,10 @@ def train_diffu_grpo(
     seed: int = 0,
     model_options: dict | None = None,
     eval_files: dict[str, str] | None = None,
+    rewards: RewardSettings | None = None,
 ) -> dict:
     records = read_train_records(train_files)
     setup = setup_training(base_model, ckpt_dir, cfg, cfg.beta, model_options, {"train_prompts": len(records)},
-                           data_files=train_files)
+                           data_files=train_files, rewards=rewards)
     trainer = DiffuGRPOTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems))
     return trainer.run(out_dir, base_model)

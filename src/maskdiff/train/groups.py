@@ -18,7 +18,7 @@ from ..tasks.records import read_task_files
 from ..batching import decode_completions, encode_prompts, left_pad, length_buckets
 from ..models.forward import supports_padding
 from ..models.loading import TokenIds
-from ..rewards import score_completions
+from ..rewards import RewardSettings, score_completions
 from ..sampling.generate import DecodeSettings, generate
 from ..seeding import derive_seed
 from ..tasks import reference_of, reward_kind
@@ -104,26 +104,28 @@ def generate_groups(
 
 
 def score_rows(tokenizer, ids: TokenIds, prompts: list[dict], group_size: int, completion_ids: torch.Tensor,
-               processes: int = 0, cache=None) -> np.ndarray:
+               processes: int = 0, cache=None, rewards: RewardSettings | None = None) -> np.ndarray:
     """Binary reward per row ``[P*G]`` (prompts may mix tasks; each is scored by its own reward)."""
-    texts = decode_completions(tokenizer, completion_ids, ids.eos)
-    rewards = np.zeros(len(texts), dtype=np.float32)
+    rewards = rewards or RewardSettings()
+    texts = decode_completions(tokenizer, completion_ids, ids.eos, rewards.completion_text)
+    scores = np.zeros(len(texts), dtype=np.float32)
     rows_by_kind: dict[str, list[int]] = {}
     for row in range(len(texts)):
         rows_by_kind.setdefault(reward_kind(prompts[row // group_size]["task"]), []).append(row)
     for kind, rows in rows_by_kind.items():
         refs = [reference_of(prompts[r // group_size]) for r in rows]
-        rewards[rows] = score_completions(kind, [texts[r] for r in rows], refs, processes=processes, cache=cache)
-    return rewards
+        scores[rows] = score_completions(kind, [texts[r] for r in rows], refs, processes=processes, cache=cache,
+                                         settings=rewards)
+    return scores
 
 
-def score_trajectory(tokenizer, ids: TokenIds, rollout: GroupRollout, processes: int = 0, cache=None) -> np.ndarray:
+def score_trajectory(tokenizer, ids: TokenIds, rollout: GroupRollout, processes: int = 0, cache=None,
+                     rewards: RewardSettings | None = None) -> np.ndarray:
     """Reward of every step's full prediction: ``[P*G, T]``."""
     steps = rollout.x0_hat.shape[0]
     flat = rollout.x0_hat.transpose(0, 1).reshape(-1, rollout.x0_hat.shape[-1])  # row-major: row, then step
     prompts_rep = [p for p in rollout.prompts for _ in range(rollout.group_size * steps)]
-    rewards = score_rows(tokenizer, ids, prompts_rep, 1, flat, processes, cache)
-    return rewards.reshape(-1, steps)
+    return score_rows(tokenizer, ids, prompts_rep, 1, flat, processes, cache, rewards).reshape(-1, steps)
 
 
 def build_sequences(prompt_ids: list[list[int]], responses: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:

@@ -21,6 +21,7 @@ import random
 import torch
 
 from ..models.forward import model_device
+from ..rewards import RewardSettings
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import derive_seed, step_generator
 from .common import gather_rows, load_eval_sets, local_share, row_chunks, setup_training, token_logps
@@ -150,7 +151,8 @@ class MDPOTrainer(PolicyGradientTrainer):
         rollout = generate_groups(policy, setup.tokenizer, ids, prompts, G, settings,
                                   step_generator(self.seed, "mdpo-rollout", batch_index, setup.rank, device=model_device(policy)),
                                   setup.chat_template, True)
-        rewards = torch.from_numpy(score_trajectory(setup.tokenizer, ids, rollout, cfg.reward_processes, self.cache))  # [p*G, T]
+        rewards = torch.from_numpy(score_trajectory(setup.tokenizer, ids, rollout, cfg.reward_processes, self.cache,
+                                                    self.rewards))  # [p*G, T]
         n_prompts, T = len(prompts), rewards.shape[1]
         adv = step_advantages(step_scores(rewards).view(n_prompts, G, T), cfg.adv_eps)
         chosen = select_steps(adv, K, cfg.step_selection)  # [p, G, K]
@@ -169,7 +171,7 @@ class MDPOTrainer(PolicyGradientTrainer):
             groups_with_signal=float((all_adv.abs().sum(dim=(1, 2)) > 0).float().mean()),
             groups_with_final_spread=float((final_r.view(-1, G).std(dim=1, correction=0) > 0).float().mean()),
             selected_steps=chosen.flatten().tolist(), trained_tokens=int(gather_rows(setup, masked.sum().view(1)).sum()),
-            reward_cache_hits=self.cache.hits,
+            reward_cache_hits=self.cache.hits, reward_timeouts=self.cache.timeouts,
         )
         data = dict(x_t=x_t, targets=targets, weights=weights, adv=sample_adv, masked=masked, prompt_lists=prompt_lists,
                     confidence=confidence,
@@ -201,6 +203,7 @@ def train_mdpo(
     model_options: dict | None = None,
     eval_files: dict[str, str] | None = None,
     fallback_files: list[str] | None = None,
+    rewards: RewardSettings | None = None,
 ) -> dict:
     records, source = read_train_records(train_files, allow_empty=True), "train"
     if not records and not fallback_files:
@@ -212,7 +215,8 @@ def train_mdpo(
         log.warning("no Answer Backslide prompts in %s; training on the fallback %s", train_files, fallback_files)
         records, source = read_train_records(fallback_files), "fallback"
     setup = setup_training(base_model, ckpt_dir, cfg, cfg.beta, model_options,
-                           {"train_prompts": len(records), "train_source": source}, data_files=train_files)
+                           {"train_prompts": len(records), "train_source": source}, data_files=train_files,
+                           rewards=rewards)
     trainer = MDPOTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems))
     return trainer.run(out_dir, base_model)
 

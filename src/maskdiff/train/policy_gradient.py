@@ -22,6 +22,7 @@ class PolicyGradientTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.cache = RewardCache()
+        self.rewards = self.setup.rewards
 
     # ---------------------------------------------------------------- what an algorithm provides
     def rollout(self, batch_index: int) -> Batch:

@@ -9,6 +9,7 @@ import logging
 
 import torch
 
+from ..rewards import RewardSettings
 from ..seeding import step_generator
 from .common import load_eval_sets, local_share, setup_training
 from .configs import SFTConfig
@@ -72,10 +73,11 @@ def train_sft(
     seed: int = 0,
     model_options: dict | None = None,
     eval_files: dict[str, str] | None = None,
+    rewards: RewardSettings | None = None,
 ) -> dict:
     records = read_train_records(train_files, require_solution=True)
     setup = setup_training(base_model, ckpt_dir, cfg, 0.0, model_options, {"train_records": len(records)},
-                           data_files=train_files)
+                           data_files=train_files, rewards=rewards)
     data = build_supervised(setup.tokenizer, records, cfg.response_length, setup.ids, setup.chat_template,
                             ", ".join(train_files), truncate=True)
     if data.truncated:
