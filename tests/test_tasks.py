@@ -60,7 +60,7 @@ def test_arithmetic_answers_are_exact_latex():
 
 def test_paper_prompts():
     p = countdown_prompt([30, 100, 93], 23, "paper")
-    assert p.startswith(COUNTDOWN_PAPER_INSTRUCTION) and p.endswith("Numbers: 30, 100, 93\nTarget: 23")
+    assert p.startswith(COUNTDOWN_PAPER_INSTRUCTION) and p.endswith("Numbers: [30, 100, 93]\nTarget: 23")
     assert math_prompt("What is 1+1?", "paper").endswith("within \\boxed{}.")
     with pytest.raises(ValueError, match="prompt style"):
         countdown_prompt([1], 1, "chatty")

@@ -24,7 +24,8 @@ def countdown_prompt(numbers: list[int], target: int | float, style: str = "comp
     _check_style(style)
     if style == "compact":
         return ",".join(str(n) for n in numbers) + f"={_fmt_number(target)}"
-    nums = ", ".join(str(n) for n in numbers)
+    # The released MDPO code formats the numbers as a Python list: f"Numbers: {example['nums']}".
+    nums = "[" + ", ".join(str(int(n)) for n in numbers) + "]"
     return f"{COUNTDOWN_PAPER_INSTRUCTION}\n\nNumbers: {nums}\nTarget: {_fmt_number(target)}"
 
 

@@ -9,8 +9,12 @@ steps with the largest summed |A_t| are trained on: input prompt + x_t, targets 
 positions masked in x_t, token weight lambda_t * conf_t (conf detached, lambda_t = L / #masked),
 PPO ratio clip, k2 KL to the frozen reference.
 
-Choices the released code makes differently from the paper's text are configuration here:
-``mu`` > 1 keeps real old log-probs (at mu = 1, the released default, the ratio is exactly 1).
+Where the released code (autonomousvision/mdpo) differs from the paper's text or leaves a choice
+open, MDPOConfig has a switch (docs/fidelity.md has the sources): ``step_selection`` (the group's
+K steps, or each rollout's own K as the released trainer), ``kl_weight`` (KL unweighted, times
+conf_t as the released loss, or times lambda_t * conf_t), ``step_reduction`` (mean or, as the
+released one-backward-per-step, sum over the K steps), the rollouts' ``confidence`` (untempered or
+tempered), and ``mu`` > 1 keeps real old log-probs (at mu = 1, the released default, the ratio is 1).
 """
 
 from __future__ import annotations
