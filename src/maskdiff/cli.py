@@ -317,7 +317,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-cell", type=_json, default=None, help='e.g. {"block_length": 16, "steps": 16}')
     p.add_argument("--metrics", default=None, help="also write the headline as nested JSON metrics (DVC)")
     p.set_defaults(func=cmd_summarize)
+    add_results_commands(sub)
     return parser
+
+
+def add_results_commands(sub) -> None:
+    """README results generated from a run (:mod:`maskdiff.results_readme`): ``results-snapshot``
+    writes every number the README shows into a JSON snapshot, ``results-readme`` rewrites the
+    README between its results markers from that snapshot (``--check``: only compare)."""
+
+    def snapshot(args) -> None:
+        from .results_readme import snapshot_command
+
+        snap = snapshot_command(args.results, args.preset, args.out, args.date)
+        log.info("wrote %s (preset %s, run of %s)", args.out, snap["preset"], snap["date"])
+
+    def readme(args) -> None:
+        from .results_readme import readme_command
+
+        same = readme_command(args.snapshot, args.readme, args.check)
+        log.info("%s: results section %s", args.readme, "up to date" if same else f"rewritten from {args.snapshot}")
+
+    p = sub.add_parser("results-snapshot", help="every number the README shows, from a finished run, into a JSON snapshot")
+    p.add_argument("--results", required=True, help="the run's results directory, e.g. results/local")
+    p.add_argument("--preset", default=None, help="preset name recorded in the snapshot (default: the directory's name)")
+    p.add_argument("--out", required=True, help="the snapshot JSON, e.g. docs/results/local.json")
+    p.add_argument("--date", default=None, help="run date recorded (default: the date summary.csv was written)")
+    p.set_defaults(func=snapshot)
+
+    p = sub.add_parser("results-readme", help="rewrite the README between <!-- results:begin/end --> from a snapshot")
+    p.add_argument("--snapshot", required=True, help="a results-snapshot JSON; the README cites this path")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--check", action="store_true", help="only check that the README is what the snapshot gives (exit 2 if not)")
+    p.set_defaults(func=readme)
 
 
 def _input_paths(args) -> list[Path]:

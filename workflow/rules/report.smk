@@ -1,10 +1,14 @@
-# Stage 6: tables and the papermill report.
+# Stage 6: tables and the papermill report. The README's results section is generated from a run
+# by hand, not by the DAG (it is committed): `maskdiff results-snapshot --results results/local
+# --preset local --out docs/results/local.json` then `maskdiff results-readme --snapshot
+# docs/results/local.json --readme README.md` (src/maskdiff/results_readme.py). The report's last
+# section previews that text from the run it renders.
 
 
 rule aggregate_sweep:
     input:
         cells=eval_outputs(),
-        code=library_code("summary.py"),
+        code=library_code("summary.py", "learning.py", "stats.py"),
     output:
         sweep=report(f"{RESULTS}/sweep.csv", category="Tables", caption="../report/sweep.rst"),
         summary=report(f"{RESULTS}/summary.csv", category="Tables", caption="../report/summary.rst"),
@@ -35,6 +39,7 @@ rule report:
         paper_table="data/reference/mdpo_paper_table1.csv",
         models=expand(f"{RESULTS}/models/{{model}}", model=TRAINED_MODELS),
         benchmarks=dag_benchmarks(),
+        code=library_code("summary.py", "learning.py", "results_readme.py", "stats.py"),
     output:
         notebook=f"{RESULTS}/report/report.ipynb",
         html=report(f"{RESULTS}/report.html", category="Report", caption="../report/report.rst"),

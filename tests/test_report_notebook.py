@@ -1,0 +1,64 @@
+"""The report notebook on the committed fixtures, with papermill and a real kernel: the `local`-like
+run (seeds, paired tests, learning curves, budgets, README preview) and a `smoke`-like run (one
+seed, no reward, missing models, a pre-mined task), where undefined statistics must read "n/a"."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from workflow_helpers import BIN, ROOT, run
+
+pytestmark = pytest.mark.slow
+
+SECTIONS = ["The project's table in the paper's layout", "## 2. Seeds", "## 3. Comparisons with power",
+            "## 4. Accuracy vs steps", "## 5. Answer Backslide", "## 6. Training: learning curves",
+            "MDPO's per-step signal", "Groups with a learning signal", "**In words**",
+            "## 7. Budgets: equal updates and equal rollout budgets", "## 8. Run summary", "## 10. README results (preview)"]
+
+
+def _execute(tmp_path, results: str, name: str) -> tuple[dict, str, float]:
+    out = tmp_path / f"{name}.ipynb"
+    t0 = time.monotonic()
+    run([str(BIN / "papermill"), "notebooks/report.ipynb", str(out), "-k", "maskdiff", "-p", "preset", name,
+         "-p", "results_dir", results, "--log-level", "ERROR"], ROOT)
+    seconds = time.monotonic() - t0
+    nb = json.loads(out.read_text())
+    text = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text.append("".join(cell["source"]))
+        for o in cell.get("outputs", []):
+            assert o.get("output_type") != "error", f"{o.get('ename')}: {o.get('evalue')}"
+            if o.get("output_type") == "stream":
+                assert o.get("name") != "stderr" or "Warning" not in "".join(o["text"]), "".join(o["text"])
+            for key in ("text/markdown", "text/plain", "text/html"):
+                if key in o.get("data", {}):
+                    text.append("".join(o["data"][key]))
+    return nb, "\n".join(text), seconds
+
+
+def test_report_on_the_local_like_fixture(tmp_path):
+    nb, text, seconds = _execute(tmp_path, "tests/fixtures/report/results", "fixture")
+    print(f"\nreport notebook on the fixture: {seconds:.1f} s")
+    for section in SECTIONS:
+        assert section in text, section
+    images = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+    assert images >= 11  # accuracy vs steps x 6 models, seeds, backslide x 2, learning curves, MDPO steps, budgets
+    assert "3 seeds: mean" in text and "s2 " in text  # replicate seeds in the seed table and the words
+    assert "Interval half-width achieved" in text and "The preset aims at <= 3 points" in text
+    assert "rose significantly" in text and "fell significantly" in text and "no significant change" in text
+    assert "no rollout reward" in text  # SFT
+    assert "At an equal rollout budget" in text and "960" in text
+    assert "Preset `fixture`" in text and "**Paired tests**" in text  # the README preview
+
+
+def test_report_on_a_smoke_like_run_says_na(tmp_path):
+    _, text, seconds = _execute(tmp_path, "tests/fixtures/report/smoke/results", "smoke")
+    print(f"\nreport notebook on the smoke fixture: {seconds:.1f} s")
+    for section in SECTIONS:
+        assert section in text, section
+    assert "one seed only" in text and "n/a (too few updates" in text
+    assert "pre-mined" in text and "MDPO (all data)" not in text  # a model the run does not have
