@@ -36,9 +36,10 @@ def test_paper_preset_states_the_papers_settings():
     g = trainer_config(cfg, "diffu_grpo")
     assert (g.updates, g.lr, g.group_size, g.prompts_per_update, g.temperature, g.block_length) == (100, 3e-6, 8, 16, 0.1, 32)
     assert (g.beta, g.clip_eps, g.p_mask_prompt, g.mu, g.steps, g.gen_length) == (0.04, 0.5, 0.15, 12, 128, 512)
-    assert (g.adam_betas, g.weight_decay, g.grad_clip, g.warmup) == ((0.9, 0.99), 0.1, 0.2, 1)
+    assert (g.adam_betas, g.weight_decay, g.grad_clip, g.warmup) == ((0.9, 0.99), 0.1, 0.2, 0)
     f = trainer_config(cfg, "sft")
     assert (f.updates, f.lr, f.weight_decay) == (100, 1e-5, 0.1)
+    # SFT data are the OpenR1 solutions (Countdown training problems have none): 5 epochs of 3000.
     assert f.updates * f.batch_size / cfg["data"]["hub"]["math500"]["n_train"] == pytest.approx(5, abs=0.1), "5 epochs"
     assert f.response_length == 4096
     assert build(RewardSettings, cfg["rewards"], "rewards") == RewardSettings.released()

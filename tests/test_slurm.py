@@ -1,4 +1,10 @@
-"""Integration: the smoke DAG through a real SLURM cluster (`snakemake --profile slurm`).
+"""Integration: the paper rehearsal DAG through a real SLURM cluster (`snakemake --profile slurm`).
+
+The rehearsal preset (config/presets/paper_rehearsal.yaml) is the paper preset with only sizes and
+sources changed: the LLaDA-architecture remote-code fixture fetched through fetch_base, the hub
+datasets' formats, the paper's prompts, reward rules, trainer switches and grid shape, all six
+trainers (on one fake GPU each), evaluation and report. So the paper's own DAG runs end to end,
+job by job through sbatch, before a lab spends GPU-hours on it.
 
 tests/slurm/cluster.sh installs SLURM from Debian packages (if needed), starts a one-node cluster
 on this machine (partition `ci`, one fake GPU) and stops it again; the module fixture always stops
@@ -27,7 +33,8 @@ CLUSTER = ROOT / "tests/slurm/cluster.sh"
 STATE = Path(os.environ.get("MASKDIFF_SLURM_STATE", "/tmp/maskdiff-slurm"))
 CTLD_LOG = STATE / "log/slurmctld.log"
 PARTITION = "ci"
-SMOKE = ["--configfile", "config/presets/smoke.yaml"]
+PRESET = "paper_rehearsal"
+SMOKE = ["--configfile", f"config/presets/{PRESET}.yaml"]  # the DAG run through SLURM
 # The overrides a user would pass on their cluster. A command-line --default-resources replaces
 # the profile's whole block, hence runtime/mem_mb/cpus_per_task are repeated (smaller here).
 # Without slurmdbd any account name is accepted. Status checks start after 2 s (the profile's
@@ -137,15 +144,20 @@ def test_profile_never_sets_gpus():
     assert (ROOT / "local").resolve() == (ROOT / "profiles/local").resolve()
 
 
-def test_smoke_dag_runs_through_sbatch(slurm_run, capsys, record_property):
+def test_rehearsal_dag_runs_through_sbatch(slurm_run, capsys, record_property):
     run = slurm_run
     out = output_of(run.proc)
     assert run.proc.returncode == 0, explain(run.proc)
     work = run.workdir
-    assert (work / "results/smoke/summary.csv").stat().st_size > 0
-    assert "<html" in (work / "results/smoke/report.html").read_text(errors="replace").lower()
-    if "precision_report" in out:
-        assert (work / "results/smoke/precision.html").stat().st_size > 0
+    results = work / "results" / PRESET
+    assert (results / "summary.csv").stat().st_size > 0
+    assert "<html" in (results / "report.html").read_text(errors="replace").lower()
+    # The paper's six trainers, the remote-code base model (pinned code) and the pre-mined CSV.
+    for model in ("sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff"):
+        assert (results / "models" / model / "model.safetensors").is_file(), model
+    assert (results / "models/base/config.json").read_text().count("maskdiff_base_model") == 1
+    sft_log = (results / "models/sft/metrics.jsonl").read_text()
+    assert '"truncated_solutions": ' in sft_log and '"truncated_solutions": 0,' not in sft_log, "over-long solutions cut"
 
     done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", out)
     assert done, out[-3000:]
@@ -159,7 +171,7 @@ def test_smoke_dag_runs_through_sbatch(slurm_run, capsys, record_property):
     assert len(slurm_logs) == expected and {p.stem for p in slurm_logs} == set(reported)
 
     with capsys.disabled():
-        print(f"\n[slurm] smoke DAG through SLURM: {run.seconds:.0f} s wall, {jobs_run} jobs, "
+        print(f"\n[slurm] {PRESET} DAG through SLURM: {run.seconds:.0f} s wall, {jobs_run} jobs, "
               f"{len(reported)} sbatch submissions (slurmctld: {len(run.submissions)}, "
               f"plugin logs: {len(slurm_logs)})")
     record_property("slurm_wall_seconds", round(run.seconds, 1))
@@ -180,7 +192,7 @@ def run_gpu_job(run: SlurmRun, *extra: str) -> tuple[str, str, str]:
     assert run.proc.returncode == 0, explain(run.proc)
     # `--` ends the options: --forcerun/--set-resources take any number of values.
     proc = slurm_snakemake(run.workdir, *extra, "--verbose", "--forcerun", "train_sft", "--",
-                           "results/smoke/models/sft", limit=600)
+                           f"results/{PRESET}/models/sft", limit=600)
     out = output_of(proc)
     assert proc.returncode == 0, explain(proc)
     calls = [line[line.index("sbatch --"):] for line in out.splitlines() if "sbatch call:" in line]
@@ -193,7 +205,7 @@ def test_gpu_request_from_the_preset_reaches_slurm(slurm_run, tmp_path, capsys):
     """The training rules take `gpu` from the preset's resources; SLURM schedules it on the fake GPU."""
     extra = tmp_path / "one_gpu.yaml"
     extra.write_text("resources:\n  train: {gpu: 1, runtime: 30}\n")
-    sbatch, jobid, job = run_gpu_job(slurm_run, "--configfile", "config/presets/smoke.yaml", str(extra))
+    sbatch, jobid, job = run_gpu_job(slurm_run, *SMOKE, str(extra))
     with capsys.disabled():
         print(f"\n[slurm] GPU job {jobid}: {sbatch[:sbatch.index(' --wrap=')]}")
     assert " --gpus=1" in sbatch and f" -p {PARTITION}" in sbatch and " -t 30" in sbatch

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator, validators
 from .errors import InputError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "config" / "presets"
 LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
@@ -179,9 +180,36 @@ def _check_data(config: dict) -> None:
                 if section.get(f"n_{split}", 1) < 1 and not (split == "test" and section.get("test_file")):
                     raise ConfigError(f"config key data.{task}.n_{split}: must be >= 1 (the {split} split of "
                                       f"{task} would be empty), got {section[f'n_{split}']}")
+            space = problem_space(task, section)
+            wanted = section["n_test"] * (not section.get("test_file")) + section["n_train"]
+            if space is not None and wanted > 0.9 * space:
+                raise ConfigError(f"config key data.{task}: n_test + n_train = {wanted} distinct problems asked for, but "
+                                  f"these settings have only {space} (the generator stalls beyond ~90%); widen the "
+                                  "number/target ranges or lower the split sizes")
             if task not in config["mining"]["premined"] and config["rollouts"]["shards"] > section["n_train"]:
                 raise ConfigError(f"config key rollouts.shards: {config['rollouts']['shards']} shards for "
                                   f"{section['n_train']} {task} training prompts would leave shards empty")
+
+
+def problem_space(task: str, section: dict) -> int | None:
+    """How many distinct problems the generator can make (None when too costly to count: Countdown
+    with more than 3 numbers)."""
+    if task == "arithmetic":
+        from .tasks.arithmetic import _TEMPLATES
+
+        values = section["max_number"] - section["min_number"] + 1
+        return sum(values ** _TEMPLATES[t][0] for t in section["templates"])
+    if section["num_count"] != 3:
+        return None
+    from .tasks.countdown import countdown_targets
+
+    import itertools
+
+    numbers = range(section["min_number"], section["max_number"] + 1)
+    return sum(
+        sum(1 for t in countdown_targets(triple, section["operators"]) if section["min_target"] <= t <= section["max_target"])
+        for triple in itertools.combinations_with_replacement(numbers, 3)
+    )
 
 
 def max_prompt_length(config: dict) -> int:
@@ -231,6 +259,11 @@ def _check_files(config: dict) -> None:
         checks += [(f"data.hub.{task}.{k}", hub.get(k)) for k in ("source", "train_source")]
     if config["model"]["source"] == "pretrained":
         checks.append(("model.name_or_path", config["model"]["name_or_path"]))
+    if config["resources"]["train"].get("gpu", 0) > 1 and config["training"]["accelerate_config"]:
+        path = config["training"]["accelerate_config"]
+        if not os.path.isfile(path):
+            raise ConfigError(f"config key training.accelerate_config: {path} does not exist (it launches the "
+                              f"trainers on resources.train.gpu={config['resources']['train']['gpu']} GPUs)")
     for key, value in checks:
         if value and _is_local_path(value) and not os.path.exists(value):
             raise ConfigError(f"config key {key}: {value} does not exist (relative paths are from the project root)")
@@ -264,6 +297,28 @@ def check_sections(config: dict) -> None:
               "precision.model")
 
 
+def resolve_extends(config: dict, presets_dir: str | Path = PRESETS_DIR) -> dict:
+    """A preset with ``extends: <name>`` is preset ``<name>`` with its own keys merged over it (so a
+    rehearsal of the paper run states only what it changes, and cannot drift from the paper
+    preset). Chains are followed; a cycle or a missing preset is a ConfigError naming the key."""
+    seen: list[str] = []
+    while "extends" in config:
+        name = config.pop("extends")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"config key extends: expected a preset name, got {name!r}")
+        if name in seen:
+            raise ConfigError(f"config key extends: presets extend each other in a cycle: {seen + [name]}")
+        seen.append(name)
+        path = Path(presets_dir) / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"config key extends: no preset {name!r} ({path} does not exist)")
+        base = read_yaml(path) or {}
+        if not isinstance(base, dict):
+            raise ConfigError(f"{path}: a preset must be a YAML mapping")
+        config = deep_update(base, config)
+    return config
+
+
 def deep_update(base: dict, override: dict) -> dict:
     """Recursively merge ``override`` into a copy of ``base`` (what Snakemake does with configfiles)."""
     out = copy.deepcopy(base)
@@ -285,4 +340,4 @@ def load_config(*preset_files: str | Path, overrides: dict[str, Any] | None = No
         config = deep_update(config, data)
     if overrides:
         config = deep_update(config, overrides)
-    return validate_config(config)
+    return validate_config(resolve_extends(config))

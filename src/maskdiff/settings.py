@@ -50,9 +50,7 @@ def build(cls: type[T], values: dict | None, section: str) -> T:
         kwargs[name] = _coerce(value, hints[name], f"{section}.{name}")
     try:
         return cls(**kwargs)
-    except InputError:
-        raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # InputError is a ValueError: it gets the key path too
         raise SettingsError(f"config key {section}: {exc}") from None
 
 

@@ -6,13 +6,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from maskdiff.config import check_config_files, validate_config  # noqa: E402
+from maskdiff.config import check_config_files, resolve_extends, validate_config  # noqa: E402
 from maskdiff.train.configs import config_json, split_model, trained_models, trainer_config  # noqa: E402
 
 # Stop here, before any job, on anything the jobs would trip over: the config files read strictly
 # (duplicate keys, YAML errors with their line), then the schema, the cross-field rules and every
 # settings dataclass the jobs build. The message names the file and line or the key path.
 check_config_files(workflow.configfiles)
+_resolved = resolve_extends(dict(config))  # a preset may extend another (paper_rehearsal: paper)
+config.clear()
+config.update(_resolved)
 validate_config(config)
 
 # Rules call the `maskdiff` console script of the interpreter running Snakemake (the project's

@@ -75,6 +75,33 @@ def random_expression(numbers: list[int], operators: str, rng: random.Random) ->
     return items[0][0], items[0][1]
 
 
+def countdown_targets(numbers: tuple[int, ...], operators: str) -> set[int]:
+    """Every integer target an expression over ``numbers`` (each used once) reaches with ``operators``:
+    the problem space of the generator, counted at config time."""
+
+    exact = Fraction if "/" in operators else int  # integer arithmetic is exact (and fast) without division
+
+    def values(items: tuple) -> set:
+        if len(items) == 1:
+            return {exact(items[0])}
+        out: set[Fraction] = set()
+        for i in range(1, len(items)):
+            for left in values(items[:i]):
+                for right in values(items[i:]):
+                    for op in operators:
+                        result = _combine(op, left, right)
+                        if result is not None:
+                            out.add(result)
+        return out
+
+    import itertools
+
+    reached: set = set()
+    for order in set(itertools.permutations(numbers)):
+        reached |= values(order)
+    return {int(v) for v in reached if exact is int or v.denominator == 1}
+
+
 def countdown_record(index: int, split: str, numbers: list[int], target: int, prompt_style: str, solution: str = "") -> dict:
     """The one shape of a Countdown record, whatever its source."""
     return {

@@ -9,6 +9,7 @@ import logging
 
 import torch
 
+from ..errors import InputError
 from ..rewards import RewardSettings
 from ..seeding import step_generator
 from .common import load_eval_sets, local_share, setup_training
@@ -75,7 +76,14 @@ def train_sft(
     eval_files: dict[str, str] | None = None,
     rewards: RewardSettings | None = None,
 ) -> dict:
-    records = read_train_records(train_files, require_solution=True)
+    # Only records with a reference solution are SFT data (the paper preset's Countdown training
+    # problems have none: its SFT data are the OpenR1 solutions); none at all is an error.
+    all_records = read_train_records(train_files, require_solution=False)
+    records = [r for r in all_records if r.get("solution")]
+    if not records:
+        raise InputError(f"no training record with a reference solution in {train_files}: nothing to fine-tune on")
+    if len(records) < len(all_records):
+        log.info("SFT on the %d of %d training records that have a reference solution", len(records), len(all_records))
     setup = setup_training(base_model, ckpt_dir, cfg, 0.0, model_options, {"train_records": len(records)},
                            data_files=train_files, rewards=rewards)
     data = build_supervised(setup.tokenizer, records, cfg.response_length, setup.ids, setup.chat_template,
