@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= local
 CORES ?= 2
 
-.PHONY: venv run test lint pull bench clean-venv
+.PHONY: venv run test lint dvc-yaml push push-checkpoints pull bench clean-venv
 
 venv: $(STAMP)
 
@@ -31,10 +31,23 @@ test: venv
 lint: venv
 	$(BIN)/snakemake --lint
 
-## After `git clone`: fetch the DAG's outputs from the DVC remote and record them as up to date.
+## DVC, one stage per shared piece (README "Sharing results with DVC"). dvc.yaml is generated
+## from config/presets/*.yaml: regenerate it after adding a preset or a trained model.
+dvc-yaml: venv
+	$(BIN)/python -m maskdiff.dvc_stages write
+
+## Producer, any time during a run: commit + push every finished stage of PRESET (or of STAGES=...).
+push: venv
+	$(BIN)/python -m maskdiff.dvc_stages push $(PRESET) $(STAGES)
+
+## Producer: snapshot + push the last checkpoint of PRESET's unfinished trainers (or of MODELS=...).
+push-checkpoints: venv
+	$(BIN)/python -m maskdiff.dvc_stages push-checkpoints $(PRESET) $(MODELS)
+
+## Consumer, after `git clone`: pull PRESET's stages recorded in dvc.lock (or STAGES=... and their
+## upstream) and record them as up to date for Snakemake, which then plans only the rest.
 pull: venv
-	$(BIN)/dvc pull dag@$(PRESET)
-	$(BIN)/snakemake --cores 1 --configfile config/presets/$(PRESET).yaml --touch --forceall
+	$(BIN)/python -m maskdiff.dvc_stages pull $(PRESET) $(STAGES)
 
 bench: venv
 	$(BIN)/python benchmarks/bench_sampler.py
