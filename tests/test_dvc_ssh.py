@@ -287,6 +287,7 @@ def test_dvc_ssh_push_fresh_clone_pull_round_trip(sshd, tmp_path):
     denied = _run([DVC, "pull"], laptop, home, check=False)
     assert denied.returncode != 0 and "Permission denied" in denied.stdout + denied.stderr, denied
     _run([DVC, "remote", "modify", "--local", "lab", "keyfile", str(sshd.client_key)], laptop, home)
+    _run([DVC, "remote", "modify", "--local", "lab", "verify", "true"], laptop, home)  # as the project's remote
     _run([DVC, "pull"], laptop, home)
 
     for out in ("data/tiny", "checkpoints/sft-step100"):

@@ -1,4 +1,4 @@
-"""Integration: the real snakemake / dvc / papermill CLIs on the smoke preset, in temp copies.
+"""Integration: the real snakemake / papermill CLIs on the smoke preset, in temp copies (DVC: test_dvc_stages.py).
 
 One smoke run is shared; every test that changes something works on its own `cp -a` copy of it.
 Rerun checks are dry runs (`snakemake -n`) that must schedule exactly the invalidated stages.
@@ -85,48 +85,6 @@ def test_d_library_edit_reruns_the_stage_that_uses_it(copy):
     assert "mine_answer_backslide" in jobs and jobs["mine_answer_backslide"] == 2
     assert not {"prepare_data", "pretrain_base", "rollout_shard"} & set(jobs), jobs
     assert {"train_mdpo", "report"} <= set(jobs)
-
-
-def test_e_dvc_push_fresh_clone_pull_touch_round_trip(copy, tmp_path):
-    remote = tmp_path / "dvc-remote"
-    dvc = str(BIN / "dvc")
-    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org"]
-    run(["git", "init", "-q"], copy)
-    run([dvc, "remote", "add", "-f", "-d", "testremote", str(remote)], copy)
-    run([dvc, "commit", "-f", "dag@smoke"], copy)  # record the Snakemake-made outputs in dvc.lock + cache
-    run(["git", "add", "-A"], copy)
-    run([*git, "commit", "-q", "-m", "smoke run"], copy)
-    assert "results/smoke" not in run(["git", "ls-files"], copy).stdout, "outputs must not be in git"
-    run([dvc, "push", "dag@smoke"], copy)
-
-    clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(copy), str(clone)], tmp_path)
-    assert not (clone / "results/smoke").exists()
-    run([dvc, "pull", "dag@smoke"], clone)
-    assert (clone / "results/smoke/models/mdpo/model.safetensors").is_file()
-    status = run([dvc, "status", "dag@smoke"], clone).stdout
-    assert "changed" not in status, status
-    # Pulled files have fresh mtimes and no Snakemake metadata: record them as up to date.
-    snakemake(clone, *SMOKE, "--touch", "--forceall")
-    assert planned_jobs(clone, *SMOKE) == {}
-    preset = clone / "config/presets/smoke.yaml"
-    preset.write_text(preset.read_text().replace("    steps: [16]", "    steps: [8, 16]"))
-    assert set(planned_jobs(clone, *SMOKE)) == {"evaluate", "aggregate_sweep", "report", "all"}
-
-
-def test_dvc_exp_run_reruns_only_what_the_param_invalidates(copy):
-    dvc = str(BIN / "dvc")
-    run(["git", "init", "-q"], copy)
-    run([dvc, "commit", "-f", "dag@smoke"], copy)
-    run(["git", "add", "-A"], copy)
-    run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-q", "-m", "x"], copy)
-    base = copy / "results/smoke/models/base/model.safetensors"
-    mining = copy / "results/smoke/mining/countdown/stats.json"
-    before = (base.stat().st_mtime_ns, mining.stat().st_mtime_ns)
-    run([dvc, "exp", "run", "dag@smoke", "-S", "config/presets/smoke.yaml:evaluation.grid.steps=[8,16]"], copy, timeout=900)
-    assert (base.stat().st_mtime_ns, mining.stat().st_mtime_ns) == before, "upstream stages must not rerun"
-    sweep = pd.read_csv(copy / "results/smoke/sweep.csv")
-    assert set(sweep["steps"]) == {8, 16}
 
 
 def test_lint_is_clean(smoke_run):
