@@ -55,3 +55,22 @@ def test_mdpo_trains_a_model_that_ignores_attention_masks(tmp_path):
                cfg, model_options=OPTIONS)
     assert (tmp_path / "mdpo/model.safetensors").is_file()
     assert read_json(tmp_path / "mdpo/config.json")["maskdiff_base_model"] == FIXTURE
+
+
+def test_sft_trains_a_model_that_ignores_attention_masks(tmp_path):
+    """SFT micro-batches hold prompts of one length for such a model (padding it would be silently
+    wrong, and forward_logits refuses it): prompts of several lengths in one update must train."""
+    from maskdiff.io import write_jsonl
+    from maskdiff.tasks.countdown import generate_countdown
+    from maskdiff.train.sft import SFTConfig, train_sft
+
+    records = generate_countdown(8, seed=2, split="train")
+    assert len({len(r["prompt"]) for r in records}) > 1
+    write_jsonl(tmp_path / "train.jsonl", records)
+    assert main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps(OPTIONS),
+                 "--out", str(tmp_path / "base")]) == 0
+    cfg = SFTConfig(updates=2, batch_size=8, micro_batch=4, gen_length=12, checkpoint_every=2, eval_every=0)
+    train_sft(str(tmp_path / "base"), [str(tmp_path / "train.jsonl")], str(tmp_path / "sft"), str(tmp_path / "ck"),
+              cfg, model_options=OPTIONS)
+    updates = [r for r in read_jsonl(tmp_path / "sft/metrics.jsonl") if r.get("event") == "update"]
+    assert [u["update"] for u in updates] == [1, 2] and all(u["loss"] > 0 for u in updates)

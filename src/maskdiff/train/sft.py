@@ -12,7 +12,7 @@ import torch
 from ..errors import InputError
 from ..rewards import RewardSettings
 from ..seeding import step_generator
-from .common import load_eval_sets, local_share, setup_training
+from .common import load_eval_sets, local_share, row_chunks, setup_training
 from .configs import SFTConfig
 from .data import SupervisedBatchSource, build_supervised
 from .diffusion_loss import masked_diffusion_loss
@@ -37,18 +37,17 @@ class SFTTrainer(Trainer):
         # each rank takes its share, in micro-batches, each masked with its own noise stream.
         indices = epoch_batch(len(self.data), self.cfg.batch_size, batch_index, self.seed)
         local = local_share(indices, self.setup)
-        rows = list(range(len(local)))
-        chunks = [rows[i : i + self.cfg.micro_batch] for i in range(0, len(rows), self.cfg.micro_batch)]
+        # Micro-batches of equal prompt length for models that ignore attention masks (never pad them).
+        chunks = row_chunks(self.setup, len(local), self.cfg.micro_batch, [self.data.prompts[i] for i in local])
         epoch = (batch_index + 1) * self.cfg.batch_size / len(self.data)
         return Batch(chunks, {"batch_rows": len(indices), "epochs": epoch, "truncated_solutions": self.data.truncated},
-                     {"rows": self.data.batch(local, self.setup.ids.pad), "batch_index": batch_index,
-                      "global_rows": len(indices)})
+                     {"local": local, "batch_index": batch_index, "global_rows": len(indices)})
 
     def chunk_loss(self, batch: Batch, chunk: list[int], iteration: int):
-        rows, ids = batch.data["rows"], self.setup.ids
+        rows, ids = self.data.batch([batch.data["local"][i] for i in chunk], self.setup.ids.pad), self.setup.ids
         noise = step_generator(self.seed, "sft-mask", batch.data["batch_index"], self.setup.rank, chunk[0])
-        loss, n_masked = masked_diffusion_loss(self.setup.model, rows["input_ids"][chunk], rows["response_mask"][chunk],
-                                               ids.mask, rows["attention_mask"][chunk], generator=noise)
+        loss, n_masked = masked_diffusion_loss(self.setup.model, rows["input_ids"], rows["response_mask"], ids.mask,
+                                               rows["attention_mask"], generator=noise)
         return loss, {"trained_tokens": float(n_masked) * batch.data["global_rows"] / len(chunk)}, len(chunk) / batch.data["global_rows"]
 
 
