@@ -314,8 +314,9 @@ def test_pulled_checkpoint_resumes_exactly(producer, tmp_path):
     assert json.loads((R / "checkpoints/sft/progress.json").read_text())["update"] == 2
     assert not (R / "models/sft").exists()
 
-    _make(prod, "push", "PRESET=smoke")
-    assert "smoke-train-sft" not in _locked(prod)
+    pushed = _make(prod, "push", "PRESET=smoke", "STAGES=smoke-data smoke-base smoke-mining smoke-train-sft").stdout
+    assert "not finished (skipped): smoke-train-sft" in pushed, pushed
+    assert set(_locked(prod)) == {"smoke-data", "smoke-base", "smoke-mining"}
     shared = _make(prod, "push-checkpoints", "PRESET=smoke").stdout
     assert "smoke-train-sft: checkpoint of update 2 pushed" in shared, shared
     entry = {o["path"]: o for o in _locked(prod)["smoke-train-sft"]["outs"]}

@@ -367,11 +367,26 @@ def push(preset: str, names: list[str]) -> int:
         return 0
     targets = [s.name for s in done]
     t0 = time.time()
-    _call([_tool("dvc"), "commit", "-f", *targets])
+    _dvc_commit(targets)
     _call([_tool("dvc"), "push", *targets])
     print(f"pushed {len(targets)} stage(s) in {time.time() - t0:.1f} s: {' '.join(targets)}\n"
           f"share the record: git add dvc.lock && git commit -m 'DVC: {preset} stages' && git push")
     return 0
+
+
+def _dvc_commit(names: list[str], allow_missing: bool = False) -> None:
+    """`dvc commit -f <stages>` through DVC's API in one pass: the CLI reads dvc.yaml and dvc.lock
+    again for every target (~2 s each here), and cannot record a stage with missing outputs."""
+    from dvc.repo import Repo
+
+    print(f"+ dvc commit -f {' '.join(names)}" + ("  (outputs may be missing)" if allow_missing else ""), flush=True)
+    with Repo(".") as repo, repo.lock:
+        by_name = {s.addressing: s for s in repo.index.stages}
+        stages = [by_name[n] for n in names]
+        for stage in stages:
+            stage.save(allow_missing=allow_missing)
+            stage.commit(allow_missing=allow_missing)
+        stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
 
 
 def _checkpoint_identity(ckpt: Path) -> tuple:
@@ -385,8 +400,6 @@ def push_checkpoints(preset: str, models: list[str]) -> int:
     """Snapshot and upload the last checkpoint of every unfinished trainer (default: all of the
     preset's trainers): a stage entry with the checkpoint and the training curve so far, and no
     model yet. A clone that pulls it and runs the trainer resumes from that checkpoint."""
-    from dvc.repo import Repo
-
     trainers = [s for s in preset_stages(preset) if s.checkpoint]
     if models:
         trainers = _select(trainers, [f"{preset}-train-{m}" for m in models])
@@ -403,8 +416,7 @@ def push_checkpoints(preset: str, models: list[str]) -> int:
         for attempt in range(1, 6):
             try:
                 before = _checkpoint_identity(ckpt)
-                with Repo(".") as repo:  # the CLI's `dvc commit` cannot record a stage with missing outputs
-                    repo.commit(s.name, force=True, allow_missing=True)
+                _dvc_commit([s.name], allow_missing=True)
                 if _checkpoint_identity(ckpt) == before:
                     break
             except Exception:  # e.g. the directory was gone for a moment, between the two renames
