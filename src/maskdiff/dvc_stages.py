@@ -504,11 +504,17 @@ def _dvc_pull(targets: list[str]) -> bool:
     log_path.write_text(text)
     # The verbose log interleaves debug records and tracebacks with what a plain pull prints: keep
     # the summary lines and the warnings / errors, count the per-path checkout lines.
-    changed = 0
+    changed, in_message = 0, False
     for line in text.splitlines():
-        record = re.match(r"^\d{4}-\d\d-\d\d [\d:,]+ (WARNING|ERROR): (.*)", line)
+        record = re.match(r"^\d{4}-\d\d-\d\d [\d:,]+ (\w+): (.*)", line)
         if record:
-            print(f"{record.group(1)}: {record.group(2)}")
+            in_message = record.group(1) in ("WARNING", "ERROR")
+            if in_message:
+                print(f"{record.group(1)}: {record.group(2)}")
+        elif line.startswith("Traceback"):
+            in_message = False
+        elif in_message:
+            print(line)  # the rest of a warning or error (e.g. the outputs a checkout failed for)
         elif re.match(r"^[AMD] {2,}\S", line):
             changed += 1
         elif re.match(r"^(\d+ files? |Everything is up to date)", line):
