@@ -33,8 +33,8 @@ TOWER = "\\boxed{9^{9^{9^{9}}}}"
 
 
 def _batch(n: int, offset: int = 0) -> tuple[list[str], list[dict]]:
-    """n distinct, correct, quick answers."""
-    texts = [f"\\boxed{{\\frac{{{k + 1}}}{{{k + 2}}}}}" for k in range(offset, offset + n)]
+    """n distinct, correct, quick answers (\\dfrac: verified in the workers, not the fast path)."""
+    texts = [f"\\boxed{{\\dfrac{{{k + 1}}}{{{k + 2}}}}}" for k in range(offset, offset + n)]
     return texts, [{"answer": f"\\frac{{{k + 1}}}{{{k + 2}}}"} for k in range(offset, offset + n)]
 
 
@@ -195,7 +195,7 @@ _CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
     from maskdiff.rewards import score_completions, worker_pids
-    score_completions("math", ["\\\\boxed{1}", "\\\\boxed{2}"], [{"answer": "1"}] * 2, processes=2, pool_min_keys=0)
+    score_completions("math", ["\\\\boxed{1.0}", "\\\\boxed{2.0}"], [{"answer": "1"}] * 2, processes=2, pool_min_keys=0)
     print(" ".join(map(str, worker_pids())), flush=True)
     os.kill(worker_pids()[0], signal.SIGSTOP)  # a stopped worker must not hold up the exit
     if sys.argv[1] == "hang":

@@ -200,9 +200,10 @@ def test_scorer_countdown_and_dedup() -> None:
 
 
 def test_scorer_math_dedup_counts_verifier_calls() -> None:
-    # Math is verified in worker processes, so count the answers they scored.
+    # Math is verified in worker processes, so count the answers they scored (\\dfrac: not a
+    # plain number, so not the lenient rule's in-process fast path).
     ref = {"answer": "\\frac{11}{12}"}
-    completions = ["\\boxed{\\frac{11}{12}}", "x \\boxed{ \\frac{11}{12} }", "\\boxed{3}", ""] * 25
+    completions = ["\\boxed{\\dfrac{11}{12}}", "x \\boxed{ \\dfrac{11}{12} }", "\\boxed{3.0}", ""] * 25
     cache = RewardCache()
     before = pool_stats()["answers"]
     out = score_completions("math", completions, [ref] * 100, cache=cache)
@@ -217,12 +218,12 @@ def _math_batch(n: int) -> tuple[list[str], list[dict]]:
     for i in range(n):
         gold = f"\\frac{{{i + 1}}}{{{i + 2}}}"
         kind = i % 4
-        if kind == 0:
-            pred = f"\\boxed{{\\frac{{{2 * (i + 1)}}}{{{2 * (i + 2)}}}}}"
+        if kind == 0:  # \\dfrac: verified by math-verify (plain numbers take the in-process fast path)
+            pred = f"\\boxed{{\\dfrac{{{2 * (i + 1)}}}{{{2 * (i + 2)}}}}}"
         elif kind == 1:
-            pred = f"\\frac{{{i + 1}}}{{{i + 2}}}"
+            pred = f"\\dfrac{{{i + 1}}}{{{i + 2}}}"
         elif kind == 2:
-            pred = f"\\boxed{{{i + 3}}}"
+            pred = f"\\boxed{{{i + 3}.0}}"
         else:
             pred = "no idea"
         completions.append(pred)

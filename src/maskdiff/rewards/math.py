@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,29 @@ def released_math_text(completion: str) -> str | None:
     if not isinstance(completion, str) or len(completion) > MAX_RELEASED_CHARS:
         return None
     return completion if _RELEASED_ANCHOR_RE.search(completion) else None
+
+
+_SIMPLE_NUMBER = re.compile(r"(-?)(?:(\d{1,12})|\\frac\{(\d{1,12})\}\{(\d{1,12})\})")
+
+
+def simple_value(text: str) -> Fraction | None:
+    """The exact value of an integer or a ``\\frac{a}{b}`` (optionally negative, optionally the whole
+    content of one ``\\boxed{}``), else None. Such answers (nearly all the local models' answers and
+    golds) are compared exactly in-process by the lenient rule, as math-verify would judge them,
+    without a round trip to a worker."""
+    if text.startswith("\\boxed{") and text.endswith("}"):
+        text = text[len("\\boxed{") : -1]
+    match = _SIMPLE_NUMBER.fullmatch(text.strip())
+    if match is None:
+        return None
+    sign, integer, numerator, denominator = match.groups()
+    if integer is not None:
+        value = Fraction(int(integer))
+    elif int(denominator) == 0:
+        return None
+    else:
+        value = Fraction(int(numerator), int(denominator))
+    return -value if sign else value
 
 
 def math_text(completion: str, rule: str) -> str | None:

@@ -205,8 +205,22 @@ def score_completions(
         unary = settings.countdown_unary_minus
         scores = [score_countdown_answer(payloads[k][0], *payloads[k][1], unary) for k in keys]  # type: ignore[misc]
     elif keys:
-        items = [(*payloads[k], rule) for k in keys]
-        scores, unscored, struck = _score_math_items(items, processes, pool_min_keys, settings)  # type: ignore[arg-type]
+        scores = [None] * len(keys)
+        if rule == "lenient":  # integers and fractions against a numeric gold: exact, in-process
+            from maskdiff.rewards.math import simple_value
+
+            for j, k in enumerate(keys):
+                answer, gold = payloads[k]
+                pred, ref = simple_value(answer), simple_value(str(gold))
+                if pred is not None and ref is not None:
+                    scores[j] = 1.0 if pred == ref else 0.0
+        rest = [j for j, score in enumerate(scores) if score is None]
+        items = [(*payloads[keys[j]], rule) for j in rest]
+        verified, unscored_rest, struck_rest = (_score_math_items(items, processes, pool_min_keys, settings)
+                                                if items else ([], [], []))
+        for j, score in zip(rest, verified):
+            scores[j] = score
+        unscored, struck = [rest[j] for j in unscored_rest], [rest[j] for j in struck_rest]
     else:
         scores = []
     skip = set(unscored) - {j for j in struck if cache.strike(keys[j])}  # second strike: cache the 0
