@@ -47,3 +47,22 @@ def test_preset_must_be_a_mapping(tmp_path):
     p.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="mapping"):
         load_config(p)
+
+
+def test_local_preset_states_the_trainer_defaults():
+    """config/presets/local.yaml spells out the tiny-scale RL regime (each value a documented departure
+    from the paper); the trainers' dataclass defaults are the same values, so neither can drift."""
+    import dataclasses
+
+    from maskdiff.config import read_yaml
+    from maskdiff.train.configs import CONFIG_CLASSES
+
+    stated = read_yaml("config/presets/local.yaml")["training"]
+    for algorithm, values in stated.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(CONFIG_CLASSES[algorithm])}
+        for key, value in values.items():
+            assert defaults[key] == value, f"training.{algorithm}.{key}: local.yaml {value} != default {defaults[key]}"
+    text = open("config/presets/local.yaml").read()
+    for line in text.splitlines():
+        if line.startswith("    ") and ":" in line:
+            assert "#" in line and ("paper" in line), f"undocumented local value: {line.strip()}"

@@ -185,7 +185,6 @@ def test_stage_outputs_cover_each_dag_exactly_once(preset_file, tmp_path):
     """Every output, log and benchmark of the preset's whole DAG lies in exactly one stage's
     outputs, and every stage target is a file some job makes (no drift from workflow/rules)."""
     work = copy_project(tmp_path)
-    shutil.copytree(ROOT / "tests/fixtures", work / "tests/fixtures")  # the rehearsal's data and model
     cwd = os.getcwd()
     try:
         outputs, side = _dag_files(work, preset_file)

@@ -39,8 +39,12 @@ def test_smoke_dag_outputs(smoke_run):
         assert (work / f"results/smoke/models/{model}/model.safetensors").is_file(), model
         assert (work / f"results/smoke/models/{model}/metrics.jsonl").is_file(), model
     sweep = pd.read_csv(work / "results/smoke/sweep.csv")
-    # 7 models x 2 tasks x 2 (block, steps) groups x 2 remasking rules.
-    assert len(sweep) == 7 * 2 * 2 * 2
+    # 7 models x 2 tasks x 2 (block, steps) groups x 2 remasking rules, plus the 4 RL-seed replicates
+    # (sft-s1, diffu_grpo-s1, mdpo-s1, mdpo_all_data-s1) x 2 tasks at the default cell only.
+    replicates = sweep[sweep["model"].str.endswith("-s1")]
+    assert len(sweep) == 7 * 2 * 2 * 2 + 4 * 2, sweep["model"].value_counts()
+    assert set(replicates["model"]) == {"sft-s1", "diffu_grpo-s1", "mdpo-s1", "mdpo_all_data-s1"}
+    assert len(replicates.groupby(["block_length", "steps", "remasking"])) == 1
     assert set(sweep["remasking"]) == {"lcr", "rcr-max"}
     assert sweep["accuracy"].between(0, 1).all()
     assert (sweep["accuracy_ci_low"] <= sweep["accuracy"]).all() and (sweep["accuracy"] <= sweep["accuracy_ci_high"]).all()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml",
+PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml", "tests/fixtures/paper", "tests/fixtures/tiny_llada",
                  ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "Makefile", "pyproject.toml"]
 BIN = Path(sys.executable).parent
 

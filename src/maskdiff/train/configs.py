@@ -131,10 +131,11 @@ class DiffuGRPOConfig(RLConfig):
     """diffu-GRPO (d1), as re-run by the MDPO authors: lr 3e-6, block 32, 128 steps, gen 512,
     temperature 0.1, beta 0.04, eps 0.5, p_mask_prompt 0.15 (DESIGN section 7)."""
 
-    temperature: float = 0.1
+    temperature: float = 1.0  # local (paper 0.1: near-deterministic rollouts of a tiny model give no signal)
     clip_eps: float = 0.5
     beta: float = 0.04  # k3 KL
-    group_size: int = 6
+    group_size: int = 16  # local (paper 8)
+    prompts_per_update: int = 4  # local (paper 16): 64 rollouts per update, as MDPO's
     block_length: int = 4  # semi-AR rollouts (paper 32)
     p_mask_prompt: float = 0.15  # prompt tokens masked in the one-pass log-prob estimate
 
@@ -149,10 +150,10 @@ class MDPOConfig(RLConfig):
     """MDPO (He et al.): G=8 rollouts at temperature 0.4, LCR, 128 steps, gen 512, blocks drawn from
     {128, 512}; top K=8 steps; PPO clip 0.2; k2 KL beta 0.02; lr 7e-7 (DESIGN section 7)."""
 
-    temperature: float = 0.4
+    temperature: float = 1.0  # local (paper 0.4)
     clip_eps: float = 0.2
     beta: float = 0.02  # k2 KL
-    top_k_steps: int = 8  # K
+    top_k_steps: int = 4  # K; local 4 of 16 steps (paper 8 of 128)
     semi_ar_block: int = 4  # block length of semi-AR rollouts (paper 128)
     rollout_modes: tuple[str, ...] = ROLLOUT_MODES  # drawn per rollout; paper: mixed
     adv_eps: float = 1e-4
