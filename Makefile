@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= local
 CORES ?= 2
 
-.PHONY: venv run test lint dvc-yaml push push-checkpoints pull bench clean-venv
+.PHONY: venv run test lint dvc-yaml push push-checkpoints pull readme bench clean-venv
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ push-checkpoints: venv
 ## upstream) and record them as up to date for Snakemake, which then plans only the rest.
 pull: venv
 	$(BIN)/python -m maskdiff.dvc_stages pull $(PRESET) $(STAGES)
+
+## Regenerate the README's results section from a finished run of PRESET (README "Results").
+readme: venv
+	$(BIN)/maskdiff results-snapshot --results results/$(PRESET) --preset $(PRESET) --out docs/results/$(PRESET).json
+	$(BIN)/maskdiff results-readme --snapshot docs/results/$(PRESET).json --readme README.md
 
 bench: venv
 	$(BIN)/python benchmarks/bench_sampler.py
