@@ -52,7 +52,8 @@ def test_smoke_dag_outputs(smoke_run):
     summary = pd.read_csv(work / "results/smoke/summary.csv")
     assert set(summary["steps"]) == {16} and set(summary["block_length"]) == {16}
     stats = read_json(work / "results/smoke/mining/countdown/stats.json")
-    assert stats["overall"]["n"] == 32 and stats["source"] == "rollouts"
+    # 32 training prompts, each rolled out once per mining block length (rollouts.every_block_length).
+    assert stats["overall"]["n"] == 32 * 2 and stats["source"] == "rollouts"
     assert len(list((work / "results/smoke/rollouts/countdown").glob("shard_*-of-2.jsonl"))) == 2
     html = (work / "results/smoke/report.html").read_text()
     for heading in ("paper", "Accuracy vs steps", "Answer Backslide", "Run summary", "Training"):
