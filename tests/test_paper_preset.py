@@ -8,7 +8,7 @@ import re
 import pytest
 
 from maskdiff.config import load_config
-from workflow_helpers import ROOT, snakemake
+from workflow_helpers import ROOT, dry_run_jobs, snakemake
 
 PAPER = ["--configfile", "config/presets/paper.yaml"]
 
@@ -75,20 +75,9 @@ def test_every_paper_preset_value_cites_its_source():
 
 
 def _planned_jobs_with_resources(configfile: str) -> list[tuple[str, dict]]:
-    """(rule, resources) of every job the DAG plans, through Snakemake's Python API (the CLI's
-    dry-run log shows each rule's one-line message instead of its resources)."""
-    from pathlib import Path
-
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, Quietness, ResourceSettings
-
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
-                                config_settings=ConfigSettings(configfiles=[Path(configfile)]),
-                                snakefile=ROOT / "Snakefile", workdir=ROOT)
-        dag = workflow.dag(DAGSettings())
-        dag.execute_workflow(executor="dryrun")
-        return [(job.rule.name, dict(job.resources.items())) for job in workflow._workflow.dag.jobs]
+    """(rule, resources) of every job the DAG plans (the CLI's dry-run log shows each rule's one-line
+    message instead of its resources)."""
+    return dry_run_jobs(configfile, lambda job: (job.rule.name, dict(job.resources.items())))
 
 
 @pytest.mark.slow

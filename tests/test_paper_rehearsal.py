@@ -5,26 +5,15 @@ cluster in tests/test_slurm.py.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from maskdiff.config import load_config
-from workflow_helpers import ROOT
+from workflow_helpers import ROOT, dry_run_jobs
 
 SIZE_WILDCARDS = {"group", "scatteritem"}  # grid cells and rollout shards: counts, not structure
 
 
 def planned_jobs(configfile: str) -> list[tuple[str, dict]]:
-    """(rule, wildcards) of every job the DAG plans, through Snakemake's Python API."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, Quietness, ResourceSettings
-
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
-                                config_settings=ConfigSettings(configfiles=[Path(configfile)]),
-                                snakefile=ROOT / "Snakefile", workdir=ROOT)
-        dag = workflow.dag(DAGSettings())
-        dag.execute_workflow(executor="dryrun")
-        return [(job.rule.name, dict(job.wildcards_dict)) for job in workflow._workflow.dag.jobs]
+    """(rule, wildcards) of every job the DAG plans."""
+    return dry_run_jobs(configfile, lambda job: (job.rule.name, dict(job.wildcards_dict)))
 
 
 def structure(jobs: list[tuple[str, dict]]) -> dict[str, set]:
