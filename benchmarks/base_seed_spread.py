@@ -8,7 +8,8 @@ on every test problem, and compares each seed with the first (paired McNemar tes
 
     .venv/bin/python benchmarks/base_seed_spread.py [--preset local] [--seeds 0 1]
 
-Prints a table and writes benchmarks/results/base_seed_spread_<preset>.json; the models go to
+Prints a table and writes benchmarks/results/base_seed_spread_<preset>.json (or --out; the README cites
+docs/results/base_seed_spread_local.json); the models go to
 results/<preset>/seed_spread/ (a DAG output directory, git-ignored). About 15 min per extra seed on
 2 CPU cores for `local`.
 """
@@ -67,6 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="local")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/base_seed_spread_<preset>.json)")
     args = ap.parse_args()
     config = load_config(ROOT / f"config/presets/{args.preset}.yaml")
     data_dir = ROOT / f"data/{config['preset']}/tasks"
@@ -109,9 +111,9 @@ def main() -> None:
             d = {k.split("_", 2)[2]: v for k, v in r.items() if k.startswith(f"vs_seed{first}_")}
             diff = f"{100 * d['difference']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}] p={d['p_value']:.3g}"
         print(f"{r['seed']:>4} {r['task']:<11} {r['n']:>5} {acc:<22} {diff:<30}")
-    out = ROOT / f"benchmarks/results/base_seed_spread_{args.preset}.json"
+    out = (args.out or ROOT / f"benchmarks/results/base_seed_spread_{args.preset}.json").absolute()
     write_json(out, {"preset": args.preset, "seeds": args.seeds, "rows": rows, "seconds": round(time.monotonic() - t0, 1)})
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
