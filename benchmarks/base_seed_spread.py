@@ -90,27 +90,23 @@ def main() -> None:
 
     first = args.seeds[0]
     rows = []
+    print(f"\nbase model at the default cell, by pretraining seed ({args.preset}):")
+    print(f"{'seed':>4} {'task':<11} {'n':>5} {'accuracy % [95% CI]':<22} {'vs seed ' + str(first):<30}")
     for seed in args.seeds:
         for task in tasks:
             ok = correct[seed][task]
             n, k = len(ok), sum(ok.values())
             low, high = wilson_interval(k, n)
             row = {"seed": seed, "task": task, "n": n, "accuracy": k / n, "ci_low": low, "ci_high": high}
+            diff = ""
             if seed != first:
                 ref = correct[first][task]
                 cmp = compare_pairs([(ok[i], ref[i]) for i in sorted(ok)])
                 row.update({f"vs_seed{first}_{key}": cmp[key] for key in ("difference", "ci_low", "ci_high", "p_value")})
+                diff = (f"{100 * cmp['difference']:+.1f} [{100 * cmp['ci_low']:+.1f}, {100 * cmp['ci_high']:+.1f}]"
+                        f" p={cmp['p_value']:.3g}")
             rows.append(row)
-
-    print(f"\nbase model at the default cell, by pretraining seed ({args.preset}):")
-    print(f"{'seed':>4} {'task':<11} {'n':>5} {'accuracy % [95% CI]':<22} {'vs seed ' + str(first):<30}")
-    for r in rows:
-        acc = f"{100 * r['accuracy']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
-        diff = ""
-        if "vs_seed%d_difference" % first in r:
-            d = {k.split("_", 2)[2]: v for k, v in r.items() if k.startswith(f"vs_seed{first}_")}
-            diff = f"{100 * d['difference']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}] p={d['p_value']:.3g}"
-        print(f"{r['seed']:>4} {r['task']:<11} {r['n']:>5} {acc:<22} {diff:<30}")
+            print(f"{seed:>4} {task:<11} {n:>5} {f'{100 * k / n:.1f} [{100 * low:.1f}, {100 * high:.1f}]':<22} {diff:<30}")
     out = (args.out or ROOT / f"benchmarks/results/base_seed_spread_{args.preset}.json").absolute()
     write_json(out, {"preset": args.preset, "seeds": args.seeds, "rows": rows, "seconds": round(time.monotonic() - t0, 1)})
     print(f"wrote {out}")

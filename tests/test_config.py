@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -57,12 +59,12 @@ def test_local_preset_states_the_trainer_defaults():
     from maskdiff.config import read_yaml
     from maskdiff.train.configs import CONFIG_CLASSES
 
-    stated = read_yaml("config/presets/local.yaml")["training"]
+    preset = Path(__file__).resolve().parents[1] / "config/presets/local.yaml"
+    stated = read_yaml(preset)["training"]
     for algorithm, values in stated.items():
         defaults = {f.name: f.default for f in dataclasses.fields(CONFIG_CLASSES[algorithm])}
         for key, value in values.items():
             assert defaults[key] == value, f"training.{algorithm}.{key}: local.yaml {value} != default {defaults[key]}"
-    text = open("config/presets/local.yaml").read()
-    for line in text.splitlines():
+    for line in preset.read_text().splitlines():
         if line.startswith("    ") and ":" in line:
             assert "#" in line and ("paper" in line), f"undocumented local value: {line.strip()}"
