@@ -29,11 +29,13 @@ Why processes, and why this shape:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -127,6 +129,34 @@ class _Worker:
         return self.inflight[0][0] if self.inflight else -1
 
 
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start processes without the caller's ``__main__``: multiprocessing's forkserver (and each
+    child it starts) imports the parent's main script by path or name before running the target,
+    so a user's script or notebook without an ``if __name__ == "__main__":`` guard would run again
+    inside every worker (its side effects twice, its imports in each worker, a torch import that
+    outlasts the per-answer deadline and gets the worker killed over and over). The workers need
+    nothing from ``__main__``: their target lives in this module. So ``__main__`` shows neither a
+    spec nor a file while a process starts (``multiprocessing.spawn.get_preparation_data`` then
+    sends no main module)."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    missing = object()
+    saved = {k: main.__dict__.get(k, missing) for k in ("__file__", "__spec__")}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is missing:
+                main.__dict__.pop(key, None)
+            else:
+                main.__dict__[key] = value
+
+
 def _context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)  # only effective before the server first starts
@@ -148,7 +178,8 @@ class WorkerPool:
         ctx = _context()
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=_worker_main, args=(child_conn,), daemon=True, name="maskdiff-math-reward")
-        proc.start()
+        with _main_module_hidden():
+            proc.start()
         child_conn.close()
         STATS.started += 1
         return _Worker(proc, parent_conn)
