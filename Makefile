@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PRESET ?= local
 CORES ?= 2
 
-.PHONY: venv run test lint dvc-yaml push push-checkpoints pull readme bench clean-venv
+.PHONY: venv run tune replicate test lint dvc-yaml push push-checkpoints pull readme bench clean-venv
 
 venv: $(STAMP)
 
@@ -23,6 +23,21 @@ $(STAMP): pyproject.toml requirements.lock
 ## Run the whole DAG (default preset: local; `make run PRESET=smoke` for the quick one).
 run: venv
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
+
+## The tuning stage (README "Tuning"): the staged grid search of PRESET's trainers on its validation
+## split, resumable; then its choice becomes the preset's tuned file, which `make run` reads.
+tune: venv
+	$(BIN)/snakemake results/$(PRESET)/tuning/chosen.json --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
+	mkdir -p config/tuned && cp results/$(PRESET)/tuning/chosen.json config/tuned/$(PRESET).json
+
+## The replicated study (README "Results"): PRESET and its base-seed replicates, each a whole DAG
+## (resumable), then the snapshot of all of them that the README cites (`make readme` renders it).
+REPLICATES ?= local_b1 local_b2
+replicate: venv
+	for p in $(PRESET) $(REPLICATES); do \
+	  $(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/presets/$$p.yaml || exit 1; done
+	$(BIN)/maskdiff results-snapshot --results results/$(PRESET) --replicates $(foreach p,$(REPLICATES),results/$(p)) \
+	  --tuned config/tuned/$(PRESET).json --preset $(PRESET) --out docs/results/$(PRESET).json
 
 ## Run the whole test suite (unit + integration, slow ones included).
 test: venv

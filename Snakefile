@@ -7,7 +7,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/presets/local.yaml"
+# The embedded default, only when no --configfile is given: a preset given on the command line stands
+# alone (its keys over the schema defaults), as maskdiff.config.load_config reads it, instead of being
+# merged over local.yaml (Snakemake's default), which let local-only keys leak into every preset.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/presets/local.yaml"
+
 
 
 include: "workflow/rules/common.smk"
@@ -19,6 +25,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/precision.smk"
+include: "workflow/rules/tuning.smk"
 
 
 onstart:

@@ -144,7 +144,7 @@ CASES = [
                  id="missing-accelerate_config"),
     # ---- a budget the generator cannot meet (1-15, targets 1-100, +-*: 6878 distinct problems)
     pytest.param("data:\n  countdown: {max_number: 15, n_test: 6000, n_train: 2048}\n",
-                 r"config key data\.countdown: n_test \+ n_train = 8048 distinct problems asked for, but these settings "
+                 r"config key data\.countdown: n_test \+ n_validation \+ n_train = 8560 distinct problems asked for, but these settings "
                  r"have only 6878", id="countdown-splits-exceed-problem-space"),
 ]
 

@@ -213,7 +213,7 @@ def test_answer_backslide_csv_wrong_columns(tmp_path):
 
 def _check_files(entry: dict, out: Path) -> dict[str, list[dict]]:
     written = {}
-    for split in ("test", "train", "pretrain"):
+    for split in ("test", "validation", "train", "pretrain"):
         info = entry["files"][split]
         path = out / info["path"]
         assert path.name == f"{split}.jsonl" and info["sha256"] == sha256_file(path)
@@ -224,9 +224,16 @@ def _check_files(entry: dict, out: Path) -> dict[str, list[dict]]:
 
 
 def test_build_paper_task_math500(tmp_path, cache):
-    settings = {"source": str(MATH500), "train_source": str(OPENR1), "n_train": 5, "n_test": 3}
+    settings = {"source": str(MATH500), "train_source": str(OPENR1), "n_train": 5, "n_test": 3, "n_validation": 2}
     entry = build_paper_task("math500", settings, seed=0, out_dir=tmp_path / "m", cache_dir=cache)
     written = _check_files(entry, tmp_path / "m")
+    # Validation: the next rows of the training subset's seeded order, so the training data are those
+    # of the subset alone, and no validation problem is a training or test problem.
+    assert len(written["validation"]) == 2
+    fewer = build_paper_task("math500", {**settings, "n_validation": 1}, 0, tmp_path / "m1", cache_dir=cache)
+    assert fewer["files"]["train"]["sha256"] == entry["files"]["train"]["sha256"]
+    problems = {split: {r["problem"] for r in rows} for split, rows in written.items() if split != "pretrain"}
+    assert not problems["validation"] & problems["train"] and not problems["validation"] & problems["test"]
     assert entry["task"] == "math500" and entry["seed"] == 0 and entry["prompt_style"] == "paper"
     assert entry["spec"]["source"] == str(MATH500) and entry["spec"]["train_source"] == str(OPENR1)
     assert written["test"] == load_math500(MATH500, limit=3, cache_dir=cache)
@@ -242,11 +249,14 @@ def test_build_paper_task_math500(tmp_path, cache):
 
 
 def test_build_paper_task_countdown(tmp_path, cache, test_keys):
-    settings = {"train_source": str(COUNTDOWN), "n_train": 0, "n_test": 0}
+    settings = {"train_source": str(COUNTDOWN), "n_train": 0, "n_test": 0, "n_validation": 3}
     entry = build_paper_task("countdown", settings, seed=0, out_dir=tmp_path / "c", test_file=CD_TEST, cache_dir=cache)
     written = _check_files(entry, tmp_path / "c")
     assert written["test"] == load_countdown_test_file(CD_TEST, "paper") and len(written["test"]) == 256
-    assert len(written["train"]) == 18
+    # Every eligible row is for training (n_train 0): validation takes the first 3 of them.
+    assert len(written["train"]) == 15 and len(written["validation"]) == 3
+    keys = {split: {problem_key(r["numbers"], r["target"]) for r in rows} for split, rows in written.items()}
+    assert not keys["validation"] & keys["train"] and not keys["validation"] & test_keys
     assert not {problem_key(r["numbers"], r["target"]) for r in written["train"]} & test_keys
     assert all(r["prompt"].startswith(COUNTDOWN_PAPER_INSTRUCTION) for r in written["train"] + written["test"])
     small = build_paper_task("countdown", {**settings, "n_test": 10, "n_train": 4}, 0, tmp_path / "c2",

@@ -28,12 +28,13 @@ def test_fetch_model_saves_safetensors_and_keeps_the_allowlist(tmp_path):
 
 def test_prepare_data_hub_source_on_fixtures(tmp_path):
     settings = json.dumps({"source": "tests/fixtures/paper/math500_test.jsonl",
-                           "train_source": "tests/fixtures/paper/openr1_train.parquet", "n_train": 4})
+                           "train_source": "tests/fixtures/paper/openr1_train.parquet", "n_train": 4,
+                           "n_validation": 2})
     assert main(["prepare-data", "--source", "hub", "--task", "math500", "--settings", settings,
                  "--prompt-style", "paper", "--out-dir", str(tmp_path)]) == 0
     test = read_jsonl(tmp_path / "test.jsonl")
     assert len(test) == 5 and test[0]["prompt"].endswith("within \\boxed{}.")
-    assert len(read_jsonl(tmp_path / "train.jsonl")) == 4
+    assert len(read_jsonl(tmp_path / "train.jsonl")) == 4 and len(read_jsonl(tmp_path / "validation.jsonl")) == 2
     assert read_json(tmp_path / "manifest.json")["files"]["pretrain"]["count"] == 0
 
 

@@ -70,8 +70,8 @@ def test_spoofed_directory_is_refused_through_the_cli(spoofed, tmp_path, caplog)
                         "answer": "3", "solution": ""}])
     options = json.dumps({"trust_remote_code_for": [LLADA_ID], "remote_code_sha256": TINY_LLADA_PINS})
     code = main(["evaluate", "--model", str(directory), "--model-options", options, "--data", str(data),
-                 "--cells", json.dumps([{"gen_length": 4, "block_length": 4, "steps": 2}]),
-                 "--out-json", str(tmp_path / "e.json"), "--out-problems", str(tmp_path / "p.jsonl")])
+                 "--groups", json.dumps([{"name": "g", "cells": [{"gen_length": 4, "block_length": 4, "steps": 2}], "max_problems": 0}]),
+                 "--out-dir", str(tmp_path / "e")])
     assert code == 2
     assert "differs from the pinned" in caplog.text and "Traceback" not in caplog.text
     assert not marker.exists()

@@ -104,3 +104,62 @@ def test_reward_kinds():
     with pytest.raises(ValueError, match="unknown task"):
         reward_kind("chess")
     assert reference_of({"task": "arithmetic", "answer": "3"}) == {"answer": "3"}
+
+
+@pytest.mark.parametrize("task, settings", [
+    ("countdown", {"n_pretrain": 3000, "n_train": 300, "n_test": 200, "n_validation": 150}),
+    ("arithmetic", {"n_pretrain": 3000, "n_train": 300, "n_test": 200, "n_validation": 150}),
+])
+def test_validation_split_is_disjoint_from_every_other_split_on_the_prompt_text(tmp_path, task, settings):
+    """Validation is what every choice reads: it must share no problem (prompt text; Countdown
+    problems also up to the numbers' order) with test, train (= the mining prompts) or pretraining."""
+    entry = build_task(task, settings, 0, tmp_path)
+    rows = {split: read_jsonl(tmp_path / f"{split}.jsonl") for split in ("test", "validation", "train", "pretrain")}
+    assert entry["files"]["validation"]["count"] == 150 == len(rows["validation"])
+    prompts = {split: {r["prompt"] for r in split_rows} for split, split_rows in rows.items()}
+    assert len(prompts["validation"]) == 150
+    for other in ("test", "train", "pretrain"):
+        assert not prompts["validation"] & prompts[other], other
+    if task == "countdown":
+        keys = {split: {problem_key(r["numbers"], r["target"]) for r in split_rows} for split, split_rows in rows.items()}
+        for other in ("test", "train", "pretrain"):
+            assert not keys["validation"] & keys[other], other
+
+
+def test_pretrain_noise_gives_the_teachers_wrong_answers_and_nothing_else(tmp_path):
+    from maskdiff.tasks.arithmetic import misconceived_answer
+    from maskdiff.tasks.countdown import lazy_countdown_solution
+
+    settings = {"n_pretrain": 4000, "n_train": 50, "n_test": 50, "n_validation": 50}
+    for task in ("countdown", "arithmetic"):
+        clean = build_task(task, settings, 0, tmp_path / f"{task}-clean")
+        noisy = build_task(task, settings | {"pretrain_noise": 0.3}, 0, tmp_path / f"{task}-noisy")
+        for split in ("test", "validation", "train"):  # only pretraining changes
+            assert clean["files"][split]["sha256"] == noisy["files"][split]["sha256"]
+        before = read_jsonl(tmp_path / f"{task}-clean" / "pretrain.jsonl")
+        after = read_jsonl(tmp_path / f"{task}-noisy" / "pretrain.jsonl")
+        changed = [(a, b) for a, b in zip(before, after) if a != b]
+        assert len(changed) == noisy["files"]["pretrain"]["noisy_rows"] and clean["files"]["pretrain"]["noisy_rows"] == 0
+        assert 0.15 < len(changed) / len(before) < 0.31  # 30% drawn; rows where the wrong answer is right are kept
+        for a, b in changed:
+            assert {k for k in a if a[k] != b[k]} == {"solution"}
+            if task == "countdown":
+                assert b["solution"] == lazy_countdown_solution(a["numbers"], a["target"]) == "+".join(map(str, a["numbers"]))
+                assert countdown_reward(b["solution"], a["numbers"], a["target"]) == 0.0
+            else:
+                assert b["solution"] == misconceived_answer(a) and not math_reward(b["solution"], a["answer"])
+        assert noisy["spec"]["pretrain_noise"] == 0.3
+
+
+def test_misconceptions_of_the_arithmetic_teacher():
+    from maskdiff.tasks.arithmetic import misconceived_answer
+
+    def record(template, operands, answer):
+        return {"template": template, "operands": operands, "answer": answer}
+
+    assert misconceived_answer(record("a+b*c", [2, 3, 4], "14")) == "20"  # left to right
+    assert misconceived_answer(record("(a-b)*c", [7, 2, 3], "15")) == "1"  # parentheses dropped
+    assert misconceived_answer(record("a/b-c/d", [1, 2, 1, 3], "\\frac{1}{6}")) == "0"  # (1-1)/(2-3)
+    assert misconceived_answer(record("a/b+c", [1, 2, 3], "\\frac{7}{2}")) == "\\frac{1}{5}"
+    assert misconceived_answer(record("a*b-c", [2, 3, 4], "2")) is None  # no misconception
+    assert misconceived_answer(record("a+b*c", [2, 3, 1], "5")) is None  # (2+3)*1 = 5 happens to be right

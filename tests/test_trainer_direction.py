@@ -123,3 +123,27 @@ def test_sft_loop_raises_the_solutions_logprob_and_lowers_it_when_negated(world,
     negated_after = solution_logprob(tmp_path / "neg", records)
     assert after > before + 1.0, f"log p(solution) {before:.2f} -> {after:.2f}"
     assert negated_after < before - 1.0, f"negated: log p(solution) {before:.2f} -> {negated_after:.2f}"
+
+
+def test_null_signal_control_does_not_learn_the_reward(world, tmp_path, monkeypatch):
+    """MDPO with the rewards permuted within each group (the mdpo_null control) gets updates of the
+    same size from the same rollouts, but no information: the scripted reward, which MDPO itself
+    raises by more than MARGIN above, must not rise by MARGIN (a permutation that did nothing would)."""
+    records = read_jsonl(world / "all.jsonl")
+    before = fresh_reward(world / "base", records)
+    monkeypatch.setattr(groups, "score_completions", starts_with_digit)
+    train_mdpo(str(world / "base"), [str(world / "all.jsonl")], str(tmp_path / "null"), str(tmp_path / "ck"),
+               dataclasses.replace(MDPO, null_signal=True))
+    after = fresh_reward(tmp_path / "null", records)
+    assert after < before + MARGIN, f"null control: reward {before:.3f} -> {after:.3f}"
+
+
+def test_permute_within_groups_keeps_each_groups_rewards():
+    from maskdiff.train.mdpo import permute_within_groups
+
+    rewards = torch.arange(24, dtype=torch.float32).view(6, 4)  # 2 groups of 3 rollouts, 4 steps
+    permuted = permute_within_groups(rewards, 3, torch.Generator().manual_seed(0))
+    for g in range(2):
+        assert sorted(permuted[3 * g : 3 * g + 3, 0].tolist()) == sorted(rewards[3 * g : 3 * g + 3, 0].tolist())
+    assert not torch.equal(permuted, rewards)
+    assert {tuple(r) for r in permuted.tolist()} == {tuple(r) for r in rewards.tolist()}  # whole trajectories move

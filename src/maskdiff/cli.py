@@ -84,19 +84,36 @@ def _rewards(args):
     return build(RewardSettings, args.rewards, "rewards")
 
 
-def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate_grid
+def _cell_groups(groups) -> list[dict]:
+    """``--groups`` JSON -> groups with DecodeSettings; a bad group or cell is one InputError line."""
     from .sampling.generate import settings_from_config
+
+    if not isinstance(groups, list) or not groups:
+        raise InputError("--groups: expected a non-empty JSON list of {name, cells, max_problems}")
+    out = []
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict) or set(group) - {"name", "cells", "max_problems"} or "name" not in group:
+            raise InputError(f"--groups[{i}]: expected an object with name, cells and max_problems, got {group!r:.80}")
+        if not isinstance(group.get("cells"), list) or not group["cells"]:
+            raise InputError(f"--groups[{i}] ({group['name']}): cells must be a non-empty list")
+        try:
+            cells = [settings_from_config(c) for c in group["cells"]]
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"--groups[{i}] ({group['name']}): bad decoding cell: {exc}") from None
+        out.append({"name": str(group["name"]), "cells": cells, "max_problems": int(group.get("max_problems") or 0)})
+    return out
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_groups
     from .tasks.records import read_task_records
 
     _threads(args.threads)
+    groups = _cell_groups(args.groups)
     records = read_task_records(args.data, "test")  # before loading the model: bad data fails fast
     model, tokenizer, ids, chat = _load(args)
-    if args.max_problems:
-        records = records[: args.max_problems]
-    cells = [settings_from_config(c) for c in args.cells]
-    evaluate_grid(model, tokenizer, ids, records, cells, args.out_json, args.out_problems, args.batch_size,
-                  args.seed, chat, args.reward_processes, args.name, _rewards(args))
+    evaluate_groups(model, tokenizer, ids, records, groups, args.out_dir, args.batch_size, args.seed, chat,
+                    args.reward_processes, args.name, _rewards(args))
 
 
 def cmd_rollout(args) -> None:
@@ -127,12 +144,12 @@ def cmd_mine(args) -> None:
     log.info("mined %d Answer Backslide samples (%s)", stats["mined"], stats["source"])
 
 
-def _eval_files(pairs: list[str]) -> dict[str, str]:
+def _eval_files(pairs: list[str], flag: str = "--eval") -> dict[str, str]:
     out = {}
     for pair in pairs:
         task, sep, path = pair.partition("=")
         if not sep:
-            raise InputError(f"--eval expects task=path, got {pair!r}")
+            raise InputError(f"{flag} expects task=path, got {pair!r}")
         out[task] = path
     return out
 
@@ -155,6 +172,51 @@ def cmd_train(args) -> None:
     result = train(args.base, args.train, args.out, args.checkpoint_dir, cfg, args.seed, args.model_options,
                    _eval_files(args.eval), rewards=_rewards(args), **extra)
     log.info("%s done: %s", args.algorithm, result)
+
+
+def cmd_score_validation(args) -> None:
+    from .io import write_json
+    from .sampling.generate import settings_from_config
+    from .tasks.records import read_task_records
+    from .tuning import validation_scores
+
+    _threads(args.threads)
+    records = {task: read_task_records(path, "validation") for task, path in _eval_files(args.data, "--data").items()}
+    cell = settings_from_config(args.cell)
+    model, tokenizer, ids, chat = _load(args)
+    scores = validation_scores(model, tokenizer, ids, records, cell, args.seed, chat, _rewards(args))
+    write_json(args.out, scores)
+    log.info("validation: %s", {t: round(v["accuracy"], 4) for t, v in scores["validation"].items()})
+
+
+def cmd_tune_stage(args) -> None:
+    import json
+
+    from .io import write_json
+    from .tuning import read_point, stage_result
+
+    previous = json.loads(Path(args.previous).read_text()) if args.previous else None
+    points = [read_point(p) for p in args.points]
+    result = stage_result(args.model, args.stage, args.settings, points, previous, args.tie_break)
+    write_json(args.out, result)
+    log.info("%s stage %d: chosen %s", args.model, args.stage, result["chosen"])
+
+
+def cmd_tune_summary(args) -> None:
+    import datetime
+    import subprocess
+
+    from .io import sha256_file, write_json
+    from .tuning import summarise
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    weights = sorted(Path(args.base).glob("*.safetensors"))
+    run = {"preset": args.preset, "date": datetime.date.today().isoformat(), "commit": commit,
+           "base_model": args.base, "base_weights_sha256": {p.name: sha256_file(p) for p in weights}}
+    write_json(args.out, summarise(args.stages, args.settings, run))
 
 
 def _settings(cls, values: dict, section: str):
@@ -232,17 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_fetch_model)
 
-    p = sub.add_parser("evaluate", help="evaluate a model on a task over decoding cells")
+    p = sub.add_parser("evaluate", help="evaluate a model on a task over groups of decoding cells")
     p.add_argument("--model", required=True, help="model directory or hub id")
     p.add_argument("--model-options", type=_json, default={},
                    help="trust_remote_code_for, remote_code_sha256, revision, mask_token_id, chat_template, dtype")
     p.add_argument("--name", default="", help="model name recorded in the outputs")
     p.add_argument("--data", required=True, help="test JSONL")
-    p.add_argument("--cells", type=_json, required=True, help="JSON list of decoding cells")
-    p.add_argument("--out-json", required=True)
-    p.add_argument("--out-problems", required=True)
+    p.add_argument("--groups", type=_json, required=True,
+                   help='JSON list of cell groups: [{"name": "B16-S16", "cells": [...], "max_problems": 0}, ...]')
+    p.add_argument("--out-dir", required=True, help="writes <name>.json and <name>.problems.jsonl per group")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-problems", type=int, default=0)
     p.add_argument("--reward-processes", type=int, default=0)
     p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
     p.add_argument("--seed", type=int, default=0)
@@ -282,12 +343,41 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True)
         p.add_argument("--checkpoint-dir", required=True)
         p.add_argument("--settings", type=_json, required=True, help="the algorithm's config (JSON)")
-        p.add_argument("--eval", nargs="*", default=[], help="task=test.jsonl pairs for training curves")
+        p.add_argument("--eval", nargs="*", default=[], help="task=validation.jsonl pairs for the training curves (never the test set)")
         p.add_argument("--fallback-train", nargs="*", default=[], help="(mdpo) prompts used if --train files are empty")
         p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1)
         p.set_defaults(func=cmd_train, algorithm=algorithm)
+
+    p = sub.add_parser("score-validation", help="a model's accuracy on the validation splits at one cell (tuning score)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--model-options", type=_json, default={})
+    p.add_argument("--data", nargs="+", required=True, help="task=validation.jsonl pairs")
+    p.add_argument("--cell", type=_json, required=True, help="decoding cell (JSON)")
+    p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_score_validation)
+
+    p = sub.add_parser("tune-stage", help="one tuning stage's table and choice from its scored points")
+    p.add_argument("--model", required=True)
+    p.add_argument("--stage", type=int, required=True)
+    p.add_argument("--settings", type=_json, required=True, help="the stage's config (JSON)")
+    p.add_argument("--tie-break", type=_json, required=True)
+    p.add_argument("--previous", default=None, help="the previous stage's table (its choice is carried forward)")
+    p.add_argument("--points", nargs="+", required=True, help="point directories (model/, validation.json)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tune_stage)
+
+    p = sub.add_parser("tune-summary", help="the tuning search's chosen settings, grid and scores (chosen.json)")
+    p.add_argument("--stages", nargs="+", required=True)
+    p.add_argument("--settings", type=_json, required=True, help="tuning stages and tie_break (JSON)")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--base", required=True, help="the base model the search started from")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tune_summary)
 
     p = sub.add_parser("precision-model-free", help="fp32 vs fp64 categorical draws against a mask class (simulated + analytic)")
     p.add_argument("--settings", type=_json, required=True, help="ModelFreeSettings fields (JSON)")

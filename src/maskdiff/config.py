@@ -181,9 +181,9 @@ def _check_data(config: dict) -> None:
                     raise ConfigError(f"config key data.{task}.n_{split}: must be >= 1 (the {split} split of "
                                       f"{task} would be empty), got {section[f'n_{split}']}")
             space = problem_space(task, section)
-            wanted = section["n_test"] * (not section.get("test_file")) + section["n_train"]
+            wanted = section["n_test"] * (not section.get("test_file")) + section["n_train"] + section["n_validation"]
             if space is not None and wanted > 0.9 * space:
-                raise ConfigError(f"config key data.{task}: n_test + n_train = {wanted} distinct problems asked for, but "
+                raise ConfigError(f"config key data.{task}: n_test + n_validation + n_train = {wanted} distinct problems asked for, but "
                                   f"these settings have only {space} (the generator stalls beyond ~90%); widen the "
                                   "number/target ranges or lower the split sizes")
             if task not in config["mining"]["premined"] and config["rollouts"]["shards"] > section["n_train"]:

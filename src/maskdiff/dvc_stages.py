@@ -48,7 +48,6 @@ from .train.configs import split_model, trained_models
 
 PRESETS_DIR = Path("config/presets")
 # The Snakefile's own `configfile:`; a --configfile preset is merged over it, as here.
-DEFAULT_PRESET = PRESETS_DIR / "local.yaml"
 DVC_YAML = Path("dvc.yaml")
 DVC_LOCK = Path("dvc.lock")
 # Code every stage runs. Deliberately coarse: DVC only has to notice *that* something changed and
@@ -118,21 +117,11 @@ def _profile(config: dict) -> str:
     return os.environ.get("MASKDIFF_PROFILE") or ("profiles/slurm" if gpus else "profiles/local")
 
 
-def _cell_groups(config: dict, model: str) -> list[str]:
-    """Evaluation jobs of one model and task (workflow/rules/common.smk: cell_groups): one per
-    (block length, steps) pair of the grid and the default cell; RL-seed replicates the default only."""
-    grid, dec = config["evaluation"]["grid"], config["decoding"]
-    pairs = {(dec["block_length"], dec["steps"])}
-    if not split_model(model)[1]:
-        pairs |= {(b, s) for b in grid["block_length"] for s in grid["steps"]}
-    return [f"B{b}-S{s}" for b, s in sorted(pairs)]
-
-
 def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     """The stages of one preset, upstream first."""
     preset_file = Path(preset_file)
     rel = preset_file.relative_to(root).as_posix() if preset_file.is_absolute() else preset_file.as_posix()
-    c = load_config(root / DEFAULT_PRESET, root / rel)
+    c = load_config(root / rel)  # a preset stands alone (its keys over the schema defaults), as in the Snakefile
     p = c["preset"]
     D, R = f"data/{p}", f"results/{p}"
     L, B = f"{R}/logs", f"{R}/benchmarks"
@@ -155,7 +144,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     sources = [v for t in tasks for k, v in hub.get(t, {}).items() if k in ("source", "train_source")]
     if hub and "countdown" in tasks and not hub.get("countdown", {}).get("source"):
         sources.append("data/reference/countdown_cd3_test.jsonl")  # the paper's test set (data.smk)
-    stages.append(stage("data", "task splits (pretrain / train / test) of every task",
+    stages.append(stage("data", "task splits (pretrain / train / validation / test) of every task",
                         [f"{D}/tasks/{t}/manifest.json" for t in tasks], CODE + _local_files(root, sources),
                         [D, f"{L}/prepare_data", f"{B}/prepare_data"], []))
     # ---- base model
@@ -195,7 +184,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
         cells = "the default cell" if split_model(model)[1] else "every grid cell"
         stages.append(stage(
             f"eval-{model}", f"decoding sweep of {model} (every task x {cells})",
-            [f"{R}/eval/{model}/{task}/{g}.json" for task in tasks for g in _cell_groups(c, model)],
+            [f"{R}/eval/{model}/{task}" for task in tasks],
             CODE + [D, f"{R}/models/{model}"],
             [f"{R}/eval/{model}", f"{L}/evaluate/{model}", f"{B}/evaluate/{model}"],
             [name("data"), name("base" if model == "base" else f"train-{model}")]))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .backslide import answer_backslide, backslide_rates
 from .batching import decode_completions, encode_prompts, prompt_batches
 from .errors import InputError
-from .io import write_json, write_jsonl
+from .io import atomic_dir, write_json, write_jsonl
 from .models.forward import model_device, supports_padding
 from .models.loading import TokenIds
 from .rewards import RewardCache, RewardSettings, score_completions
@@ -159,3 +159,19 @@ def evaluate_grid(
     write_jsonl(out_problems, problem_rows)
     write_json(out_json, summaries)
     return summaries
+
+
+def evaluate_groups(
+    model, tokenizer, ids: TokenIds, records: list[dict], groups: list[dict], out_dir: str | Path, batch_size: int = 64,
+    seed: int = 0, chat_template: bool = False, processes: int = 0, model_name: str = "",
+    rewards: RewardSettings | None = None,
+) -> None:
+    """Every cell group of one model on one task, in one process: ``groups`` holds ``{"name",
+    "cells" (DecodeSettings), "max_problems" (0 = all)}``; writes ``<out_dir>/<name>.json`` and
+    ``<name>.problems.jsonl`` per group. The directory appears whole or not at all."""
+    with atomic_dir(out_dir) as tmp:
+        for group in groups:
+            subset = records[: group["max_problems"] or None]
+            evaluate_grid(model, tokenizer, ids, subset, group["cells"], tmp / f"{group['name']}.json",
+                          tmp / f"{group['name']}.problems.jsonl", batch_size, seed, chat_template, processes,
+                          model_name, rewards)

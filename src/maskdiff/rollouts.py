@@ -48,7 +48,7 @@ def rollout_records(
     """Decode ``records`` (one task) with the rollout settings: one row per record and block length
     decoded, grouped by record in record order.
 
-    ``settings``: gen_length, steps, block_lengths (list), remasking, schedule, and
+    ``settings``: gen_length, steps, block_lengths (list), remasking, schedule, compute_dtype, and
     ``every_block_length``: decode each record with every block length (more rollouts per prompt
     for a small training set) instead of one drawn per record (the MDPO authors' mining).
     """
@@ -67,6 +67,7 @@ def rollout_records(
                 "steps": settings["steps"],
                 "remasking": settings.get("remasking", "lcr"),
                 "schedule": settings.get("schedule", "even"),
+                "compute_dtype": settings.get("compute_dtype", "fp32"),
             }
         )
         subset = [records[i] for i in indices]

@@ -49,9 +49,11 @@ def summarize(
     inputs: list[str | Path], out_csv: str | Path, headline_csv: str | Path | None = None, default_cell: dict | None = None,
     metrics_json: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Write the full sweep table; optionally the headline table (rows of the default cell only)."""
+    """Write the full sweep table; optionally the headline table (rows of the default cell only).
+    ``inputs``: cell-group JSON files, or evaluation directories holding them."""
     rows = []
-    for path in inputs:
+    files = [f for p in map(Path, inputs) for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    for path in files:
         for cell in read_json(path):
             cell = dict(cell)
             cell["remasking"] = remasking_name(cell)
@@ -80,9 +82,9 @@ def summarize(
 # these functions, so the report and the README cannot disagree. Statistics: maskdiff.learning.
 # =============================================================================================
 
-METHOD_ORDER = ("base", "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff")
+METHOD_ORDER = ("base", "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_null", "mdpo_semi_ar", "mdpo_pure_diff")
 METHOD_NAMES = {"base": "base", "sft": "SFT", "diffu_grpo": "diffu-GRPO", "mdpo": "MDPO (Answer Backslide set)",
-                "mdpo_all_data": "MDPO (all data)", "mdpo_semi_ar": "MDPO (semi-AR rollouts)",
+                "mdpo_all_data": "MDPO (all data)", "mdpo_null": "MDPO null control (rewards permuted)", "mdpo_semi_ar": "MDPO (semi-AR rollouts)",
                 "mdpo_pure_diff": "MDPO (pure-Diff rollouts)"}
 TASK_NAMES = {"countdown": "Countdown", "arithmetic": "arithmetic", "math500": "MATH-500"}
 TASK_ORDER = ("countdown", "math500", "arithmetic")

@@ -43,9 +43,9 @@ else:
             model=directory(f"{RESULTS}/models/base"),
         params:
             model_spec=as_json(config["model"]["tiny"]),
-            settings=as_json(config["pretrain"]),
+            settings=as_json({k: v for k, v in config["pretrain"].items() if k != "seed"}),
             gen_length=config["decoding"]["gen_length"],
-            seed=config["seed"],
+            seed=config["seed"] if config["pretrain"]["seed"] is None else config["pretrain"]["seed"],
             checkpoint_dir=f"{RESULTS}/checkpoints/base",
         threads: config["pretrain"]["threads"]
         priority: 100  # on the critical path: start it before the independent precision study

@@ -7,7 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from maskdiff.config import check_config_files, resolve_extends, validate_config  # noqa: E402
-from maskdiff.train.configs import config_json, split_model, trained_models, trainer_config  # noqa: E402
+from maskdiff.train.configs import (  # noqa: E402
+    ALL_DATA_MODELS, TRAINERS, config_from_json, config_json, split_model, trained_models, trainer_config)
+from maskdiff.tuning import TUNED_KEYS, parse_point, point_name, stage_points  # noqa: E402
 
 # Stop here, before any job, on anything the jobs would trip over: the config files read strictly
 # (duplicate keys, YAML errors with their line), then the schema, the cross-field rules and every
@@ -32,7 +34,7 @@ DATA = f"data/{PRESET}"
 RESULTS = f"results/{PRESET}"
 LOGS = f"{RESULTS}/logs"
 TASKS = config["data"]["tasks"]
-SPLITS = ["pretrain", "train", "test"]
+SPLITS = ["pretrain", "train", "validation", "test"]
 # Tasks whose Answer Backslide set is mined from rollouts (the others use a pre-mined file).
 ROLLOUT_TASKS = [t for t in TASKS if t not in config["mining"]["premined"]]
 CONDA_ENV = "../../envs/maskdiff.yaml"
@@ -41,10 +43,9 @@ CONDA_ENV = "../../envs/maskdiff.yaml"
 wildcard_constraints:
     task="|".join(TASKS),
     split="|".join(SPLITS),
-    group=r"B\d+-S\d+",
     sft_model=r"sft(-s\d+)?",
     grpo_model=r"diffu_grpo(-s\d+)?",
-    mdpo_model=r"(mdpo|mdpo_all_data|mdpo_semi_ar|mdpo_pure_diff)(-s\d+)?",
+    mdpo_model=r"(mdpo|mdpo_all_data|mdpo_null|mdpo_semi_ar|mdpo_pure_diff)(-s\d+)?",
 
 
 def as_json(value):
@@ -83,6 +84,12 @@ def model_dir(wildcards):
     return f"{RESULTS}/models/{wildcards.model}"
 
 
+def default_cell():
+    """The headline decoding cell with LCR: validation curves and tuning scores use it."""
+    dec = config["decoding"]
+    return {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule", "compute_dtype")} | {"remasking": "lcr"}
+
+
 def default_group():
     dec = config["decoding"]
     return f"B{dec['block_length']}-S{dec['steps']}"
@@ -110,7 +117,8 @@ def group_cells(group, model="base"):
     if split_model(model)[1]:
         remaskings = [dec["remasking"]]
     return [
-        {"gen_length": dec["gen_length"], "block_length": block, "steps": steps, "remasking": r, "schedule": dec["schedule"]}
+        {"gen_length": dec["gen_length"], "block_length": block, "steps": steps, "remasking": r, "schedule": dec["schedule"],
+         "compute_dtype": dec["compute_dtype"]}
         for r in remaskings
     ]
 
@@ -118,6 +126,11 @@ def group_cells(group, model="base"):
 def group_problems(group):
     """Test problems of a group: all for the default cell, evaluation.grid_problems for the others."""
     return 0 if group == default_group() else config["evaluation"]["grid_problems"]
+
+
+def eval_groups(model):
+    """The evaluation job of a model (per task): every cell group with its cells and problem count."""
+    return [{"name": g, "cells": group_cells(g, model), "max_problems": group_problems(g)} for g in cell_groups(model)]
 
 
 def stage_resources(stage):
@@ -177,6 +190,20 @@ def trainer_settings(model):
     return as_json(config_json(trainer_config(config, model)))
 
 
+def tuning_point_config(model, point):
+    """Trainer settings of a tuning point: the untuned settings with the point's values, no curve."""
+    values = config_json(trainer_config(config, model, tuned=False)) | parse_point(point) | {"eval_every": 0}
+    return config_json(config_from_json(TRAINERS[model], values))
+
+
+def tuning_stage_points(model, stage, chosen):
+    """The points of tuning stage ``stage`` (1-based) of ``model``, starting from ``chosen``."""
+    cfg = trainer_config(config, model, tuned=False)
+    fields = set(type(cfg).__dataclass_fields__)
+    defaults = {key: getattr(cfg, key) for key in TUNED_KEYS if key in fields}
+    return stage_points(config["tuning"]["stages"][stage - 1], TRAINERS[model], fields, chosen, defaults)
+
+
 def trainer_seed(model):
     """The RL seed of a model: the config's seed, plus k for the replicate <method>-s<k>."""
     return config["seed"] + split_model(model)[1]
@@ -197,26 +224,34 @@ TRAIN_CODE = library_code(
 )
 
 
+def validation_files():
+    """The validation split of every task: what training curves (and the tuning stage) read. No
+    training-time job reads a test file: the test set is read once per model, by `evaluate`."""
+    return [f"{DATA}/tasks/{task}/validation.jsonl" for task in TASKS]
+
+
 def eval_args():
-    return " ".join(f"{task}={DATA}/tasks/{task}/test.jsonl" for task in TASKS)
+    return " ".join(f"{task}={path}" for task, path in zip(TASKS, validation_files()))
 
 
 def mdpo_train_data(wildcards):
-    name = "all_data" if split_model(wildcards.mdpo_model)[0] == "mdpo_all_data" else "answer_backslide"
+    name = "all_data" if split_model(wildcards.mdpo_model)[0] in ALL_DATA_MODELS else "answer_backslide"
     return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=TASKS)
 
 
-def mdpo_fallback(wildcards, input):
-    """Only with mining.fallback_to_all_data: all prompts when the mined set turns out empty."""
-    if not config["mining"]["fallback_to_all_data"] or split_model(wildcards.mdpo_model)[0] == "mdpo_all_data":
+def mdpo_fallback(model):
+    """Only with mining.fallback_to_all_data, for MDPO on the mined set: all prompts when the mined
+    set turns out empty."""
+    method = split_model(model)[0]
+    if not config["mining"]["fallback_to_all_data"] or TRAINERS[method] != "mdpo" or method in ALL_DATA_MODELS:
         return ""
     return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in TASKS)
 
 
 # ---- used by report.smk
 def eval_outputs(models=None):
-    return [f"{RESULTS}/eval/{model}/{task}/{group}.json" for model in models or EVAL_MODELS for task in TASKS
-            for group in cell_groups(model)]
+    """The evaluation directories (one per model and task; a JSON per cell group inside)."""
+    return [f"{RESULTS}/eval/{model}/{task}" for model in models or EVAL_MODELS for task in TASKS]
 
 
 def dag_benchmarks():
@@ -228,5 +263,32 @@ def dag_benchmarks():
     files += [f"{b}/rollout_shard/{task}/{i}-of-{n}.tsv" for task in ROLLOUT_TASKS for i in range(1, n + 1)]
     files += [f"{b}/mine_answer_backslide/{task}.tsv" for task in TASKS]
     files += [f"{b}/train/{model}.tsv" for model in TRAINED_MODELS]
-    files += [f"{b}/evaluate/{m}/{t}/{g}.tsv" for m in EVAL_MODELS for t in TASKS for g in cell_groups(m)]
+    files += [f"{b}/evaluate/{m}/{t}.tsv" for m in EVAL_MODELS for t in TASKS]
     return files + [f"{b}/aggregate_sweep.tsv"]
+
+
+# ---- used by tuning.smk
+TUNING = f"{RESULTS}/tuning"
+
+
+def tuning_settings(wildcards):
+    """The trainer settings of one point: the preset's untuned settings plus the point's values
+    (no validation curve: a point is scored once, at its final checkpoint)."""
+    return as_json(tuning_point_config(wildcards.tmodel, wildcards.point))
+
+
+def tuning_train_data(wildcards):
+    name = "all_data" if wildcards.tmodel in ALL_DATA_MODELS else "answer_backslide"
+    return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=TASKS)
+
+
+def stage_scores(wildcards):
+    """Validation scores of a stage's points; stage k > 1 starts from stage k - 1's choice."""
+    k = int(wildcards.stage)
+    chosen = {}
+    if k > 1:
+        previous = checkpoints.tune_stage.get(tmodel=wildcards.tmodel, stage=k - 1).output.table
+        with open(previous) as fh:
+            chosen = json.load(fh)["chosen"]
+    points = tuning_stage_points(wildcards.tmodel, k, chosen)
+    return [f"{TUNING}/{wildcards.tmodel}/{point_name(p)}/validation.json" for p in points]

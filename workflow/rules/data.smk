@@ -15,6 +15,7 @@ rule prepare_data:
     output:
         pretrain=f"{DATA}/tasks/{{task}}/pretrain.jsonl",
         train=f"{DATA}/tasks/{{task}}/train.jsonl",
+        validation=f"{DATA}/tasks/{{task}}/validation.jsonl",
         test=f"{DATA}/tasks/{{task}}/test.jsonl",
         manifest=f"{DATA}/tasks/{{task}}/manifest.json",
     params:

@@ -15,7 +15,8 @@ rule rollout_shard:
         f"{RESULTS}/rollouts/{{task}}/shard_{{scatteritem}}.jsonl",
     params:
         settings=as_json({**{k: config["rollouts"][k] for k in ("steps", "block_lengths", "remasking", "every_block_length")},
-                          "gen_length": config["decoding"]["gen_length"], "schedule": config["decoding"]["schedule"]}),
+                          "gen_length": config["decoding"]["gen_length"], "schedule": config["decoding"]["schedule"],
+                          "compute_dtype": config["decoding"]["compute_dtype"]}),
         shard=shard_index,
         num_shards=config["rollouts"]["shards"],
         model_options=model_options(),

@@ -7,7 +7,7 @@ rule train_sft:
     input:
         base=base_model_path(),
         train=expand(f"{RESULTS}/mining/{{task}}/all_data.jsonl", task=TASKS),
-        test=expand(f"{DATA}/tasks/{{task}}/test.jsonl", task=TASKS),
+        validation=validation_files(),
         code=TRAIN_CODE,
     output:
         model=directory(f"{RESULTS}/models/{{sft_model}}"),
@@ -41,7 +41,7 @@ rule train_diffu_grpo:
     input:
         base=base_model_path(),
         train=expand(f"{RESULTS}/mining/{{task}}/all_data.jsonl", task=TASKS),
-        test=expand(f"{DATA}/tasks/{{task}}/test.jsonl", task=TASKS),
+        validation=validation_files(),
         code=TRAIN_CODE,
     output:
         model=directory(f"{RESULTS}/models/{{grpo_model}}"),
@@ -75,7 +75,7 @@ rule train_mdpo:
     input:
         base=base_model_path(),
         train=mdpo_train_data,
-        test=expand(f"{DATA}/tasks/{{task}}/test.jsonl", task=TASKS),
+        validation=validation_files(),
         code=TRAIN_CODE,
     output:
         model=directory(f"{RESULTS}/models/{{mdpo_model}}"),
@@ -87,7 +87,7 @@ rule train_mdpo:
         launcher=launcher(),
         seed=lambda w: trainer_seed(w.mdpo_model),
         checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.mdpo_model}",
-        fallback=mdpo_fallback,
+        fallback=lambda w: mdpo_fallback(w.mdpo_model),
     threads: config["training"]["threads"]
     priority: 50
     resources:

@@ -16,11 +16,18 @@ which predictions are kept:
 
 Exactly one network call per step (NFE == steps). Every operation is batched: rows may need
 different numbers of tokens, handled with rank masks rather than per-row Python loops.
+
+``compute_dtype="bf16"`` runs the network's forward under bfloat16 autocast (on CPUs with AMX or
+AVX512-BF16 it is faster; ``benchmarks/roofline.py`` measures it); its logits are then copied to
+float64 as in fp32 mode, so the categorical draw, the confidences and the remasking ranks keep their
+stated precision. Only the network's arithmetic changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import contextlib
 
 import torch
 
@@ -32,6 +39,7 @@ from .schedules import SCHEDULES, transfer_counts
 REMASKING = ("lcr", "rcr", "random")
 CONFIDENCES = ("untempered", "tempered")
 RCR_SCORES = ("max", "latest")
+COMPUTE_DTYPES = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class DecodeSettings:
     # Confidence of a sampled token at temperature > 0: its probability under the untempered softmax
     # (LLaDA's generate()) or under softmax(logits / temperature) (the released MDPO rollouts).
     confidence: str = "untempered"
+    # Arithmetic of the network's forward: fp32, or bf16 autocast (the draw stays in ``precision``).
+    compute_dtype: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.gen_length < 1 or self.block_length < 1 or self.steps < 1:
@@ -63,6 +73,7 @@ class DecodeSettings:
             ("schedule", self.schedule, SCHEDULES),
             ("precision", self.precision, tuple(PRECISIONS)),
             ("confidence", self.confidence, CONFIDENCES),
+            ("compute_dtype", self.compute_dtype, COMPUTE_DTYPES),
         ):
             if value not in choices:
                 raise ValueError(f"decoding {name}={value!r} is not one of {choices}")
@@ -145,6 +156,7 @@ def generate(
         full_mask = torch.cat([attention_mask.to(device), attention_mask.new_ones(batch, length).to(device)], dim=1)
 
     position = torch.arange(length, device=device)
+    network_precision = forward_precision(s.compute_dtype, device)
     running_score = torch.full((batch, length), float("-inf"), dtype=torch.float64, device=device)
     record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     nfe = 0
@@ -157,7 +169,9 @@ def generate(
         masks_left = n_block.unsqueeze(-1) - counts.cumsum(dim=-1)  # masks remaining after each step
         for step in range(s.steps_per_block):
             # One float64 copy of the logits serves the confidences and (fp64) the draw.
-            logits = forward(model, x, full_mask)[:, prompt_len:].to(torch.float64, copy=True)
+            with network_precision:
+                logits = forward(model, x, full_mask)[:, prompt_len:]
+            logits = logits.to(torch.float64, copy=True)
             nfe += 1
             # Confidence = probability of the prediction under the full softmax, [MASK] included
             # in the normaliser, as in LLaDA's generate().
@@ -202,6 +216,13 @@ def generate(
     if record_trajectory:
         trajectory = Trajectory(*(torch.stack(parts) for parts in zip(*record)))
     return GenerationOutput(sequences=x, prompt_length=prompt_len, nfe=nfe, trajectory=trajectory)
+
+
+def forward_precision(compute_dtype: str, device: torch.device):
+    """The context a network forward runs in: bf16 autocast on the model's device, or nothing."""
+    if compute_dtype == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def parse_remasking(name: str) -> tuple[str, str]:

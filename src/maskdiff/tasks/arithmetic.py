@@ -48,6 +48,28 @@ def latex_number(value: Fraction) -> str:
     return f"{sign}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
 
 
+# The imperfect teacher's misconceptions, one per template (operands a, b, c, d): left to right
+# without precedence, parentheses dropped, fractions added and subtracted across. "a*b-c" has none.
+_MISCONCEPTIONS = {
+    "a+b*c": lambda a, b, c: (a + b) * c,
+    "(a-b)*c": lambda a, b, c: a - b * c,
+    "a/b": lambda a, b: Fraction(b, a),
+    "a/b+c": lambda a, b, c: Fraction(a, b + c),
+    "a/b-c/d": lambda a, b, c, d: Fraction(a - c, b - d) if b != d else None,
+}
+
+
+def misconceived_answer(record: dict) -> str | None:
+    """The answer the imperfect teacher writes for a record of its template (for the noisy
+    pretraining rows); None where the template has no misconception or it happens to be right."""
+    wrong = _MISCONCEPTIONS.get(record["template"])
+    value = wrong(*record["operands"]) if wrong else None
+    if value is None:
+        return None
+    answer = latex_number(value)
+    return None if answer == record["answer"] else answer
+
+
 def _render(template: str, operands: list[int]) -> str:
     out = template
     for name, value in zip("abcd", operands):
@@ -94,6 +116,8 @@ def generate_arithmetic(
                 "prompt": math_prompt(problem, prompt_style),
                 "answer": answer,
                 "solution": answer,
+                "template": template,
+                "operands": operands,
             }
         )
         stalled = 0

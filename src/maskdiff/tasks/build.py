@@ -1,28 +1,41 @@
-"""Build the local presets' datasets: disjoint pretrain / train / test splits per task + manifest.
+"""Build the local presets' datasets: disjoint pretrain / train / validation / test splits per task
++ manifest.
 
-Splits are generated test first, so the evaluation set is fixed by the seed alone and never
-overlaps the data the models learn from (test and train hold distinct problems; pretraining
-samples may repeat a problem, with different solutions, but never a test or train problem). Files are JSON lines (``datasets.load_dataset("json")``
-reads them); ``manifest.json`` records counts, seed, generator settings and SHA-256 per file.
+Splits are generated test first, then validation, so both evaluation sets are fixed by the seed
+alone and never overlap the data the models learn from: test, validation and train hold distinct
+problems, and pretraining samples may repeat a problem (with different solutions) but never a
+test, validation or train problem. Validation is what every choice reads (training curves, the
+tuning stage); the test set is read once per model, by the final evaluation.
+
+``pretrain_noise`` makes the base model an imperfect teacher's student: that share of the
+pretraining rows carries the teacher's systematic wrong answer instead of the solution (Countdown:
+the numbers added in the order given; arithmetic: a misconception of the template, such as left to
+right without precedence or fractions added across). The base model then learns a habit that
+competes with a skill it also has, which is the room a reward-driven fine-tuning can use (see the
+README's "local world").
+
+Files are JSON lines (``datasets.load_dataset("json")`` reads them); ``manifest.json`` records
+counts, seed, generator settings and SHA-256 per file.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from ..errors import InputError
 from ..io import sha256_file, write_json, write_jsonl
-from .arithmetic import ArithmeticSpec, generate_arithmetic
-from .countdown import CountdownSpec, countdown_from_paper_row, generate_countdown, problem_key
+from .arithmetic import ArithmeticSpec, generate_arithmetic, misconceived_answer
+from .countdown import CountdownSpec, countdown_from_paper_row, generate_countdown, lazy_countdown_solution, problem_key
 
-SPLITS = ("test", "train", "pretrain")
+SPLITS = ("test", "validation", "train", "pretrain")
 
 
 def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt_style: str = "compact") -> dict:
     """Write ``<out_dir>/<split>.jsonl`` for one task; return its manifest entry."""
     out_dir = Path(out_dir)
-    sizes = {split: int(settings[f"n_{split}"]) for split in SPLITS}
+    sizes = {split: int(settings.get(f"n_{split}", 0)) for split in SPLITS}
     exclude: set = set()
     splits: dict[str, list[dict]] = {}
     if task == "countdown":
@@ -51,13 +64,38 @@ def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt
         spec_dict = {**spec.__dict__, "templates": list(spec.templates)}
     else:
         raise InputError(f"no local generator for task {task!r} (known: countdown, arithmetic)")
+    noise = float(settings.get("pretrain_noise", 0.0))
+    splits["pretrain"], noisy = add_pretrain_noise(task, splits["pretrain"], noise, seed)
 
     files = {}
     for split, records in splits.items():
         path = out_dir / f"{split}.jsonl"
         write_jsonl(path, records)
         files[split] = {"path": path.name, "count": len(records), "sha256": sha256_file(path)}
-    return {"task": task, "seed": seed, "prompt_style": prompt_style, "spec": spec_dict, "files": files}
+    files["pretrain"]["noisy_rows"] = noisy  # rows whose solution is the teacher's wrong answer
+    return {"task": task, "seed": seed, "prompt_style": prompt_style, "spec": {**spec_dict, "pretrain_noise": noise},
+            "files": files}
+
+
+def add_pretrain_noise(task: str, records: list[dict], share: float, seed: int) -> tuple[list[dict], int]:
+    """``share`` of the pretraining ``records`` (a seeded choice) get the teacher's wrong answer as
+    their solution; returns the records and how many were changed (rows where the wrong answer would
+    be right stay as they are). Only the solution changes: the prompt still states the problem."""
+    if not 0.0 <= share <= 1.0:
+        raise InputError(f"pretrain_noise must be in [0, 1], got {share}")
+    if share == 0.0:
+        return records, 0
+    rng = random.Random(f"{task}/{seed}/pretrain-noise")
+    out, changed = [], 0
+    for record in records:
+        if rng.random() < share:
+            wrong = (lazy_countdown_solution(record["numbers"], record["target"]) if task == "countdown"
+                     else misconceived_answer(record))
+            if wrong is not None:
+                record = {**record, "solution": wrong}
+                changed += 1
+        out.append(record)
+    return out, changed
 
 
 def load_countdown_test_file(path: str | Path, prompt_style: str = "compact") -> list[dict]:

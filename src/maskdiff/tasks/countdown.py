@@ -75,6 +75,14 @@ def random_expression(numbers: list[int], operators: str, rng: random.Random) ->
     return items[0][0], items[0][1]
 
 
+def lazy_countdown_solution(numbers: list[int], target: int) -> str | None:
+    """The imperfect teacher's habit for the noisy pretraining rows: the numbers in the order given,
+    added (``3+7+12``), whatever the target. None when that happens to be right (no wrong answer)."""
+    if sum(numbers) == target:
+        return None
+    return "+".join(str(n) for n in numbers)
+
+
 def countdown_targets(numbers: tuple[int, ...], operators: str) -> set[int]:
     """Every integer target an expression over ``numbers`` (each used once) reaches with ``operators``:
     the problem space of the generator, counted at config time."""

@@ -41,6 +41,7 @@ COUNTDOWN_COLUMNS = ("nums", "target")
 BACKSLIDE_COLUMNS = ("Problem", "Solution")
 
 PAPER_TASKS = ("math500", "countdown")
+DEFAULT_N_VALIDATION = 256  # validation problems per paper task (training curves, every choice)
 DEFAULT_N_TRAIN = {"math500": 3000, "countdown": None}  # paper: 3000 OpenR1 problems; Countdown: all
 
 _LOCAL_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -298,6 +299,19 @@ def load_answer_backslide_csv(path: str | Path = ANSWER_BACKSLIDE_CSV, prompt_st
     return records
 
 
+def split_validation(pool: list[dict], n_train: int | None, n_validation: int, task: str) -> tuple[list[dict], list[dict]]:
+    """``(train, validation)`` from a seeded pool: training first (so it equals the subset drawn
+    without validation), validation after it; with every row for training (``n_train`` None),
+    validation first. Countdown validation ids are renamed to their split."""
+    if n_train:
+        train, validation = pool[:n_train], pool[n_train:]
+    else:
+        validation, train = pool[:n_validation], pool[n_validation:]
+    if task == "countdown":
+        validation = [{**r, "id": f"countdown-validation-{k:06d}"} for k, r in enumerate(validation)]
+    return train, validation
+
+
 def build_paper_task(
     task: str,
     settings: dict,
@@ -315,6 +329,12 @@ def build_paper_task(
     else data/reference/countdown_cd3_test.jsonl), train = Countdown-Tasks-3to4 (``train_source``,
     ``train_revision`` or ``revision``) minus every test problem. ``n_test``/``n_train`` of 0 (or
     absent ``n_test``) mean all rows; ``n_train`` defaults to 3000 for math500 and all for countdown.
+
+    ``validation.jsonl`` (``n_validation`` problems, default 256) is what training curves and any
+    choice read, so the test set is read once, by the final evaluation: the next ``n_validation``
+    rows of the same seeded order as the training subset, so the training data are exactly those
+    of the subset alone (when ``n_train`` is all rows, validation is taken first and training keeps
+    the rest).
     """
     if task not in PAPER_TASKS:
         raise InputError(f"no paper loader for task {task!r} (known: {', '.join(PAPER_TASKS)})")
@@ -323,13 +343,15 @@ def build_paper_task(
     n_test = int(settings.get("n_test") or 0) or None
     n_train = settings.get("n_train", DEFAULT_N_TRAIN[task])
     n_train = int(n_train) if n_train else None
+    n_validation = int(settings.get("n_validation", DEFAULT_N_VALIDATION))
+    n_pool = n_train + n_validation if n_train else None
     if task == "math500":
         source = str(settings.get("source") or MATH500_SOURCE)
         train_source = str(settings.get("train_source") or OPENR1_SOURCE)
         revision, train_revision = settings.get("revision"), settings.get("train_revision")
         full_test = load_math500(source, "test", prompt_style, None, revision, cache_dir)
-        train = load_openr1(
-            train_source, n_train, seed, "train", bool(settings.get("require_boxed", True)), prompt_style,
+        pool = load_openr1(
+            train_source, n_pool, seed, "train", bool(settings.get("require_boxed", True)), prompt_style,
             exclude_problems=[r["problem"] for r in full_test], revision=train_revision,
             name=settings.get("train_config"), cache_dir=cache_dir,
         )
@@ -350,11 +372,12 @@ def build_paper_task(
         full_test = load_countdown_test_file(source, prompt_style)
         exclude = {problem_key(r["numbers"], r["target"]) for r in full_test}
         num_count = settings.get("num_count")
-        train = load_countdown_tasks(
-            train_source, n_train, seed, "train", exclude, prompt_style, num_count, train_revision, cache_dir
+        pool = load_countdown_tasks(
+            train_source, n_pool, seed, "train", exclude, prompt_style, num_count, train_revision, cache_dir
         )
         test = full_test[:n_test]
         spec = {"num_count": num_count, "test_file_sha256": sha256_file(source)}
+    train, validation = split_validation(pool, n_train, n_validation, task)
     spec = {
         "source": source,
         "revision": revision,
@@ -362,10 +385,11 @@ def build_paper_task(
         "train_revision": train_revision,
         "n_test": n_test or 0,
         "n_train": n_train or 0,
+        "n_validation": n_validation,
         **spec,
     }
     files = {}
-    for split, records in (("test", test), ("train", train), ("pretrain", [])):
+    for split, records in (("test", test), ("validation", validation), ("train", train), ("pretrain", [])):
         path = out_dir / f"{split}.jsonl"
         write_jsonl(path, records)
         files[split] = {"path": path.name, "count": len(records), "sha256": sha256_file(path)}

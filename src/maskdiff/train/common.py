@@ -333,4 +333,4 @@ def end_of_update(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, u
 
 
 def load_eval_sets(files: dict[str, str], limit: int) -> dict[str, list[dict]]:
-    return {task: read_task_records(path, "test")[: limit or None] for task, path in files.items()}
+    return {task: read_task_records(path, "validation")[: limit or None] for task, path in files.items()}

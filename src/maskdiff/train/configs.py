@@ -13,13 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..settings import as_dict, build, require
+from ..settings import SettingsError, as_dict, build, require
 
 ROLLOUT_MODES = ("semi_ar", "pure_diff")
 REMASKINGS = ("lcr", "rcr-max", "rcr-latest", "random")
 # Model name -> trainer: every model the workflow can train.
 TRAINERS = {"sft": "sft", "diffu_grpo": "diffu_grpo", "mdpo": "mdpo", "mdpo_all_data": "mdpo",
-            "mdpo_semi_ar": "mdpo", "mdpo_pure_diff": "mdpo"}
+            "mdpo_null": "mdpo", "mdpo_semi_ar": "mdpo", "mdpo_pure_diff": "mdpo"}
+# Models trained on every training prompt rather than the mined Answer Backslide set.
+ALL_DATA_MODELS = ("sft", "diffu_grpo", "mdpo_all_data", "mdpo_null")
 # The rollout-mode ablation: model name -> MDPO rollout modes (plain `mdpo` is mixed).
 MDPO_MODES = {"mdpo_semi_ar": ("semi_ar",), "mdpo_pure_diff": ("pure_diff",)}
 
@@ -107,6 +109,8 @@ class RLConfig(TrainerConfig):
     mu: int = 1  # optimizer updates per rollout batch (PPO iterations)
     micro_batch: int = 512  # sequences per forward/backward (gradient accumulation beyond)
     reward_processes: int = 0  # math-verify worker processes (0 = in-process)
+    # Network arithmetic of the rollouts (fp32, or bf16 autocast: faster on AMX CPUs); the draw stays fp64.
+    compute_dtype: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -165,6 +169,9 @@ class MDPOConfig(RLConfig):
     kl_weight: Literal["none", "conf", "token"] = "none"
     # Reduction over the K selected steps of a rollout: mean (the loss does not grow with K) or sum.
     step_reduction: Literal["mean", "sum"] = "mean"
+    # The null-signal control (model mdpo_null): rewards permuted within each group before the
+    # advantages, so the update keeps its size and randomness but carries no information.
+    null_signal: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -200,11 +207,32 @@ def trained_models(config: dict) -> list[str]:
     return models + [f"{m}{SEED_SUFFIX}{k}" for k in range(1, t["seeds"]) for m in methods]
 
 
-def trainer_config(config: dict, model: str) -> TrainerConfig:
+# Tuned settings the preset reads from its tuned file (the update budget is the study's, not tuned).
+APPLIED_TUNED_KEYS = ("lr", "warmup", "beta")
+# A model without its own tuning uses another's choice: the null control is MDPO (all data)'s twin.
+TUNED_AS = {"mdpo_null": "mdpo_all_data", "mdpo_semi_ar": "mdpo", "mdpo_pure_diff": "mdpo"}
+
+
+def tuned_values(config: dict, method: str) -> dict:
+    """The values of ``training.tuned`` (a file written by the tuning stage) that ``method`` trains
+    with; {} without a tuned file or for a model the file does not cover."""
+    path = config["training"].get("tuned")
+    if not path:
+        return {}
+    from ..tuning import read_tuned
+
+    chosen = read_tuned(path)
+    values = chosen.get(method) or chosen.get(TUNED_AS.get(method, method)) or {}
+    return {k: v for k, v in values.items() if k in APPLIED_TUNED_KEYS}
+
+
+def trainer_config(config: dict, model: str, tuned: bool = True) -> TrainerConfig:
     """The settings ``model`` trains with: what every trainer shares (updates, evaluation cell,
-    generation length; the RL trainers' steps and block lengths from the decoding grid), then the
-    algorithm's own section ``training.<algorithm>`` over it. Seed replicates skip the held-out
-    curves (their final accuracy comes from the evaluation jobs). Raises naming the key path."""
+    generation length; the RL trainers' steps and block lengths from the decoding grid), the tuned
+    values of ``training.tuned`` (``tuned=False``: the untuned settings a tuning point starts from),
+    then the algorithm's own section ``training.<algorithm>`` over it; a key both tuned and set in
+    the section is an error (one source per value). Seed replicates skip the validation curves
+    (their final accuracy comes from the evaluation jobs). Raises naming the key path."""
     method, seed = split_model(model)
     algorithm = TRAINERS[method]
     t, dec = config["training"], config["decoding"]
@@ -214,20 +242,31 @@ def trainer_config(config: dict, model: str) -> TrainerConfig:
         "eval_problems": t["eval_problems"],
         "checkpoint_every": t["checkpoint_every"],
         "gen_length": dec["gen_length"],
-        "eval_cell": {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule")} | {"remasking": "lcr"},
+        "eval_cell": {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule", "compute_dtype")}
+        | {"remasking": "lcr"},
     }
     if algorithm != "sft":
-        shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"]}
+        shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"],
+                   "compute_dtype": dec["compute_dtype"]}
     if algorithm == "mdpo":
         shared["semi_ar_block"] = min(config["evaluation"]["grid"]["block_length"])
         if method in MDPO_MODES:
             shared["rollout_modes"] = list(MDPO_MODES[method])
+        if method == "mdpo_null":
+            shared["null_signal"] = True
     if algorithm == "diffu_grpo":
         shared["block_length"] = min(config["evaluation"]["grid"]["block_length"])
     section = dict(t.get(algorithm) or {})
     if seed:
         section.pop("eval_every", None)
-    return build(CONFIG_CLASSES[algorithm], shared | section, f"training.{algorithm}")
+    chosen = tuned_values(config, method) if tuned else {}
+    fields = CONFIG_CLASSES[algorithm].__dataclass_fields__
+    chosen = {k: v for k, v in chosen.items() if k in fields}
+    both = sorted(set(chosen) & set(section))
+    if both:
+        raise SettingsError(f"config key training.{algorithm}: {both} also set by the tuned file training.tuned="
+                         f"{t['tuned']} (for {method}); remove one of them")
+    return build(CONFIG_CLASSES[algorithm], shared | chosen | section, f"training.{algorithm}")
 
 
 def config_from_json(algorithm: str, values: dict) -> TrainerConfig:

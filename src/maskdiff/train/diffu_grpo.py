@@ -94,7 +94,8 @@ class DiffuGRPOTrainer(PolicyGradientTrainer):
         cfg = self.cfg
         remasking, rcr_score = parse_remasking(cfg.remasking)
         self.settings = DecodeSettings(cfg.gen_length, cfg.block_length, cfg.steps, remasking, rcr_score,
-                                       temperature=cfg.temperature, confidence=cfg.confidence)
+                                       temperature=cfg.temperature, confidence=cfg.confidence,
+                                       compute_dtype=cfg.compute_dtype)
 
     def rollout(self, batch_index: int) -> Batch:
         setup, cfg, ids = self.setup, self.cfg, self.setup.ids
@@ -102,11 +103,13 @@ class DiffuGRPOTrainer(PolicyGradientTrainer):
         prompts = local_share(sample_prompts(self.records, P, self.seed, batch_index), setup)  # this rank's share
         n_rows = len(prompts) * G
         policy = setup.accelerator.unwrap_model(setup.model)
-        rollout = generate_groups(policy, setup.tokenizer, ids, prompts, G, [self.settings] * n_rows,
-                                  step_generator(self.seed, "grpo-rollout", batch_index, setup.rank, device=model_device(policy)),
-                                  setup.chat_template)
-        rewards = torch.from_numpy(score_rows(setup.tokenizer, ids, prompts, G, rollout.completions, cfg.reward_processes,
-                                              self.cache, self.rewards))
+        with self.timed("sampling"):
+            rollout = generate_groups(policy, setup.tokenizer, ids, prompts, G, [self.settings] * n_rows,
+                                      step_generator(self.seed, "grpo-rollout", batch_index, setup.rank, device=model_device(policy)),
+                                      setup.chat_template)
+        with self.timed("scoring"):
+            rewards = torch.from_numpy(score_rows(setup.tokenizer, ids, prompts, G, rollout.completions, cfg.reward_processes,
+                                                  self.cache, self.rewards))
         adv = group_advantages(rewards.view(len(prompts), G)).reshape(-1)
         comp_mask = completion_mask(rollout.completions, ids.eos)
         prompt_lists = [rollout.row_prompt(r) for r in range(n_rows)]

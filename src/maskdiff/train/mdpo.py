@@ -69,6 +69,16 @@ def select_steps(advantages: torch.Tensor, k: int, mode: str = "group") -> torch
     raise ValueError(f"unknown step selection {mode!r}; choose group or rollout")
 
 
+def permute_within_groups(rewards: torch.Tensor, group_size: int, generator: torch.Generator) -> torch.Tensor:
+    """The null-signal control: each group's per-rollout reward trajectories ``[P*G, T]`` handed to
+    its rollouts in a random order, so the advantages keep their distribution but lose any link to
+    what the rollouts did. A model trained on them moves by drift alone."""
+    n_groups = rewards.shape[0] // group_size
+    order = torch.rand(n_groups, group_size, generator=generator).argsort(dim=1)
+    rows = (order + torch.arange(n_groups).unsqueeze(1) * group_size).reshape(-1)
+    return rewards[rows]
+
+
 def token_weights(confidence: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """``lambda_t * conf_t`` per token (zero where not masked); lambda_t = L / #masked."""
     length = masked.shape[-1]
@@ -131,7 +141,7 @@ def rollout_settings(cfg: MDPOConfig, n_rows: int, seed: int, update: int) -> li
     blocks = {"semi_ar": cfg.semi_ar_block, "pure_diff": cfg.gen_length}
     return [
         DecodeSettings(cfg.gen_length, blocks[rng.choice(cfg.rollout_modes)], cfg.steps, remasking, rcr_score,
-                       temperature=cfg.temperature, confidence=cfg.confidence)
+                       temperature=cfg.temperature, confidence=cfg.confidence, compute_dtype=cfg.compute_dtype)
         for _ in range(n_rows)
     ]
 
@@ -152,13 +162,18 @@ class MDPOTrainer(PolicyGradientTrainer):
         prompts = [all_prompts[p] for p in local]
         settings = [all_settings[p * G + g] for p in local for g in range(G)]
         policy = setup.accelerator.unwrap_model(setup.model)
-        rollout = generate_groups(policy, setup.tokenizer, ids, prompts, G, settings,
-                                  step_generator(self.seed, "mdpo-rollout", batch_index, setup.rank, device=model_device(policy)),
-                                  setup.chat_template, True)
-        rewards = torch.from_numpy(score_trajectory(setup.tokenizer, ids, rollout, cfg.reward_processes, self.cache,
-                                                    self.rewards))  # [p*G, T]
+        with self.timed("sampling"):
+            rollout = generate_groups(policy, setup.tokenizer, ids, prompts, G, settings,
+                                      step_generator(self.seed, "mdpo-rollout", batch_index, setup.rank, device=model_device(policy)),
+                                      setup.chat_template, True)
+        with self.timed("scoring"):
+            rewards = torch.from_numpy(score_trajectory(setup.tokenizer, ids, rollout, cfg.reward_processes, self.cache,
+                                                        self.rewards))  # [p*G, T]
         n_prompts, T = len(prompts), rewards.shape[1]
-        adv = step_advantages(step_scores(rewards).view(n_prompts, G, T), cfg.adv_eps)
+        signal = rewards
+        if cfg.null_signal:
+            signal = permute_within_groups(rewards, G, step_generator(self.seed, "mdpo-null", batch_index, setup.rank))
+        adv = step_advantages(step_scores(signal).view(n_prompts, G, T), cfg.adv_eps)
         chosen = select_steps(adv, K, cfg.step_selection)  # [p, G, K]
         x_t, targets, weights, sample_adv, p_idx, confidence = training_samples(rollout, adv, chosen, ids.mask)
         masked = x_t == ids.mask

@@ -48,11 +48,12 @@ class PolicyGradientTrainer(Trainer):
         batch.stats |= {"rollout_sequences": sequences, "rollout_nfe": sequences * cfg.steps}
         policy = setup.accelerator.unwrap_model(setup.model)
         batch.data["old"], batch.data["ref"] = {}, {}
-        for variant in sorted({self.input_variant(it) for it in range(cfg.mu)}):
-            # With mu = 1 the ratio is 1 by construction: the old log-probs are the current ones.
-            batch.data["old"][variant] = self._all_logps(policy, batch, variant) if cfg.mu > 1 else None
-            batch.data["ref"][variant] = (self._all_logps(setup.ref_model, batch, variant)
-                                          if setup.ref_model is not None else None)
+        with self.timed("old_ref_logps"):
+            for variant in sorted({self.input_variant(it) for it in range(cfg.mu)}):
+                # With mu = 1 the ratio is 1 by construction: the old log-probs are the current ones.
+                batch.data["old"][variant] = self._all_logps(policy, batch, variant) if cfg.mu > 1 else None
+                batch.data["ref"][variant] = (self._all_logps(setup.ref_model, batch, variant)
+                                              if setup.ref_model is not None else None)
         return batch
 
     def chunk_loss(self, batch: Batch, chunk: list[int], iteration: int):

@@ -13,6 +13,7 @@ trainer uses.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +43,16 @@ class Trainer:
     def __init__(self, setup: TrainingSetup, cfg: TrainerConfig, records: list[dict], seed: int,
                  eval_sets: dict[str, list[dict]]):
         self.setup, self.cfg, self.records, self.seed, self.eval_sets = setup, cfg, records, seed, eval_sets
+        self.timings: dict[str, float] = {}  # seconds per part of the current update (logged as time_<part>_s)
+
+    @contextlib.contextmanager
+    def timed(self, part: str):
+        """Add the wall time of the block to ``part`` of the current update (where an update's time goes)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[part] = self.timings.get(part, 0.0) + time.perf_counter() - t0
 
     # ---------------------------------------------------------------- what an algorithm provides
     def prepare(self, batch_index: int) -> Batch:
@@ -64,6 +75,7 @@ class Trainer:
         bar = tqdm(total=cfg.updates, initial=update, desc=self.name, mininterval=5, disable=not setup.is_main)
         while update < cfg.updates:
             t0 = time.time()
+            self.timings = {}
             # Checkpoints fall on batch boundaries (checkpoint_every is a multiple of mu); the last
             # batch gives fewer updates when updates is not a multiple of mu.
             batch = self.prepare(update // cfg.iterations)
@@ -71,16 +83,20 @@ class Trainer:
             passes = balanced_chunks(setup, batch.chunks)
             for iteration in range(min(cfg.iterations, cfg.updates - update)):
                 t1 = time.time()
+                if iteration:
+                    self.timings = {}  # the batch's preparation is counted in its first update only
                 sums: dict[str, float] = {}
-                for i, (chunk, weight) in enumerate(passes):
-                    loss, stats, share = self.chunk_loss(batch, chunk, iteration)
-                    share *= weight
-                    # DDP averages gradients over the ranks: scale by the world size so that the
-                    # gradient is that of the global objective.
-                    backward(setup, loss * (share * setup.world), last=i == len(passes) - 1)
-                    for key, value in {"loss": float(loss.detach()), **stats}.items():
-                        sums[key] = sums.get(key, 0.0) + value * share
-                grad_norm = clip_and_step(setup, cfg.grad_clip)
+                with self.timed("forward_backward"):
+                    for i, (chunk, weight) in enumerate(passes):
+                        loss, stats, share = self.chunk_loss(batch, chunk, iteration)
+                        share *= weight
+                        # DDP averages gradients over the ranks: scale by the world size so that the
+                        # gradient is that of the global objective.
+                        backward(setup, loss * (share * setup.world), last=i == len(passes) - 1)
+                        for key, value in {"loss": float(loss.detach()), **stats}.items():
+                            sums[key] = sums.get(key, 0.0) + value * share
+                with self.timed("optimizer"):
+                    grad_norm = clip_and_step(setup, cfg.grad_clip)
                 update += 1
                 bar.update(1)
                 seconds = time.time() - t1 + (prepare_seconds if iteration == 0 else 0.0)
@@ -88,7 +104,8 @@ class Trainer:
                 totals = {k: v * setup.world for k, v in global_mean(setup, sums).items()}
                 tokens = batch.stats.get("trained_tokens") or totals.get("trained_tokens", 0)
                 setup.metrics.log(event="update", update=update, grad_norm=grad_norm, lr=setup.scheduler.get_last_lr()[0],
-                                  seconds=seconds, tokens_per_s=tokens / max(seconds, 1e-9), **batch.stats, **totals)
+                                  seconds=seconds, tokens_per_s=tokens / max(seconds, 1e-9), **batch.stats, **totals,
+                                  **{f"time_{part}_s": value for part, value in self.timings.items()})
                 shown = {k: f"{batch.stats[k]:.2f}" for k in ("reward_mean",) if k in batch.stats}
                 bar.set_postfix(loss=f"{totals.get('loss', 0.0):.3f}", **shown)
                 self.after_update(update)
