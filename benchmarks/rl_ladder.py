@@ -5,8 +5,9 @@ Each rung trains a real RL trainer of the library (diffu-GRPO or MDPO on all tra
 of updates, and records the training-reward curve under the rung's reward, its slope, and the
 validation accuracy (exact reward, greedy default cell) before and after. Rungs:
 
-* ``digit``   the direction tests' scripted reward (the completion starts with a digit): dense and
-              trivially reachable; it must climb, or the loop is broken;
+* ``times``   a style the base model already shows in part (the answer uses ``*``): dense, reachable,
+              unrelated to correctness; it must climb, or the loop cannot move this model at all
+              (the direction tests' "starts with a digit" is already ~99% for a trained base);
 * ``numbers`` the answer is an expression over exactly the given numbers (any value): a format reward;
 * ``near``    such an expression within 10% (at least 2) of the target: a partial-credit reward;
 * ``exact``   the task's reward (the expression equals the target).
@@ -59,8 +60,9 @@ def _answer(text: str):
 
 
 def rung_reward(rung: str, text: str, ref: dict) -> float:
-    if rung == "digit":
-        return float(bool(text) and text[0].isdigit())
+    if rung == "times":
+        answer = extract_countdown_answer(text)
+        return float(bool(answer) and "*" in answer)
     parsed = _answer(text)
     if parsed is None or parsed[1] != sorted(ref["numbers"]):
         return 0.0
@@ -84,7 +86,7 @@ def run_specs() -> dict[str, dict]:
     """Every run of the study: name -> trainer, rung and overrides of the local settings."""
     specs = {}
     for short in TRAINERS:
-        for rung in ("digit", "numbers", "near", "exact"):
+        for rung in ("times", "numbers", "near", "exact"):
             specs[f"{short}-{rung}"] = {"trainer": short, "rung": rung, "overrides": {}}
         specs[f"{short}-exact-T0.5"] = {"trainer": short, "rung": "exact", "overrides": {"temperature": 0.5}}
         specs[f"{short}-exact-lr1e-5"] = {"trainer": short, "rung": "exact", "overrides": {"lr": 1e-5}}

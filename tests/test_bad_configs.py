@@ -100,8 +100,17 @@ CASES = [
     pytest.param("decoding: {block_length: 5}\n",
                  r"config key decoding\.block_length: 5 does not divide decoding\.gen_length=16", id="block-vs-gen_length"),
     pytest.param("evaluation:\n  grid: {steps: [2], block_length: [4]}\n",
-                 r"config key evaluation\.grid\.block_length: steps 2 is not a multiple of the 4 blocks",
-                 id="grid-steps-vs-blocks"),
+                 r"config key evaluation\.grid\.steps: 2 steps cannot be split evenly over the 4 blocks that "
+                 r"evaluation\.grid\.block_length=4 makes of decoding\.gen_length=16", id="grid-steps-vs-blocks"),
+    pytest.param("decoding: {gen_length: 128}\n",
+                 r"config key evaluation\.grid\.steps: 4 steps cannot be split evenly over the 32 blocks .*"
+                 r"decoding\.gen_length=128", id="gen_length-vs-grid"),
+    # ---- a value listed twice would be computed twice (issue 20)
+    pytest.param("evaluation:\n  grid: {remasking: [lcr, lcr, rcr-max]}\n",
+                 r"config key evaluation\.grid\.remasking: \['lcr', 'lcr', 'rcr-max'\] has non-unique elements",
+                 id="duplicate-remasking"),
+    pytest.param("training:\n  models: [mdpo, mdpo, sft]\n",
+                 r"config key training\.models: \['mdpo', 'mdpo', 'sft'\] has non-unique elements", id="duplicate-models"),
     pytest.param("model:\n  tiny: {max_positions: 8}\n", r"config key model\.tiny\.max_positions: 8 is shorter",
                  id="max_positions-too-short"),
     pytest.param("data:\n  countdown: {n_train: 0}\n", r"config key data\.countdown\.n_train: must be >= 1",

@@ -155,3 +155,17 @@ def test_mining_reads_validated_records_and_writes_readable_ones(tmp_path):
     bad = _write(tmp_path / "bad-train.jsonl", [countdown("a"), countdown("b", numbers="one,two")])
     with pytest.raises(InputError, match=rf"^{bad}:2 \(b\): countdown field 'numbers'"):
         mine_files(bad, [tmp_path / "s.jsonl"], *outs)
+
+
+def test_invalid_json_names_the_column_on_the_line(tmp_path):
+    """A line cut after a field: the column is where that line breaks off, not column 1 of the next
+    line (the newline used to be parsed with it)."""
+    path = tmp_path / "data.jsonl"
+    cut = '{"id": "cd-1", "target": 12,'
+    path.write_text(json.dumps(countdown()) + "\n" + cut + "\n")
+    with pytest.raises(InputError, match=rf"^{path}:2 \(no id\): invalid JSON: .* \(column {len(cut) + 1}\)"):
+        read_task_records(path)
+    from maskdiff.io import read_jsonl
+
+    with pytest.raises(InputError, match=rf"^{path}:2: invalid JSON line: .* \(column {len(cut) + 1}\)"):
+        read_jsonl(path)

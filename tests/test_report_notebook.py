@@ -13,10 +13,11 @@ from workflow_helpers import BIN, ROOT, run
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ["The project's table in the paper's layout", "## 2. Seeds", "## 3. Comparisons with power",
+SECTIONS = ["The project's table in the paper's layout", "## 2. Seeds", "## 3. Comparisons that count what varies",
             "## 4. Accuracy vs steps", "## 5. Answer Backslide", "## 6. Training: learning curves",
             "MDPO's per-step signal", "Groups with a learning signal", "**In words**",
-            "## 7. Budgets: equal updates and equal rollout budgets", "## 8. Run summary", "## 10. README results (preview)"]
+            "## 7. Budgets: equal updates and equal rollout budgets", "## 8. Run summary", "## 10. Tuning",
+            "## 11. README results (preview)"]
 
 
 def _execute(tmp_path, results: str, name: str) -> tuple[dict, str, float]:
@@ -48,11 +49,13 @@ def test_report_on_the_local_like_fixture(tmp_path):
     images = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
     assert images >= 11  # accuracy vs steps x 6 models, seeds, backslide x 2, learning curves, MDPO steps, budgets
     assert "3 seeds: mean" in text and "s2 " in text  # replicate seeds in the seed table and the words
-    assert "Interval half-width achieved" in text and "The preset aims at <= 3 points" in text
-    assert "rose significantly" in text and "fell significantly" in text and "no significant change" in text
+    assert "RL seeds and problems, for one base model" in text and "Holm p" in text  # seed-aware comparisons
+    assert "Per-seed diagnostics" in text and "McNemar p" in text
+    assert "no trend established" in text and "[+0.060, +0.776] over 3 RL seeds" in text  # slope verdicts
     assert "no rollout reward" in text  # SFT
     assert "At an equal rollout budget" in text and "960" in text
-    assert "Preset `fixture`" in text and "**Paired tests**" in text  # the README preview
+    assert "No tuned file given" in text
+    assert "Preset `fixture`" in text and "**Comparisons**" in text  # the README preview
 
 
 def test_report_on_a_smoke_like_run_says_na(tmp_path):
@@ -60,5 +63,5 @@ def test_report_on_a_smoke_like_run_says_na(tmp_path):
     print(f"\nreport notebook on the smoke fixture: {seconds:.1f} s")
     for section in SECTIONS:
         assert section in text, section
-    assert "one seed only" in text and "n/a (too few updates" in text
+    assert "one seed only" in text and "n/a (one run per base model: no test across runs)" in text
     assert "pre-mined" in text and "MDPO (all data)" not in text  # a model the run does not have

@@ -62,26 +62,63 @@ def test_seed_statistics_equal_the_summary_table(snap):
     assert snap["trainers"]["mdpo_pure_diff"]["countdown"]["std"] is None  # one seed: no spread (JSON null)
 
 
-def test_pooled_paired_test_equals_a_count_over_the_problem_files(snap):
+def test_per_seed_mcnemar_diagnostics_equal_counts_over_the_problem_files(snap):
     base = _correct("base", "countdown")
-    only_a = only_b = n = 0
-    for model in ("mdpo", "mdpo-s1", "mdpo-s2"):
-        a = _correct(model, "countdown")
-        only_a += sum(a[k] and not base[k] for k in a)
-        only_b += sum(base[k] and not a[k] for k in a)
-        n += len(a)
     c = next(c for c in snap["comparisons"] if (c["task"], c["a"], c["b"]) == ("countdown", "mdpo", "base"))
-    assert (c["n"], c["only_a"], c["only_b"], c["seed_pairs"]) == (n, only_a, only_b, 3)
-    assert c["difference"] == pytest.approx((only_a - only_b) / n, abs=1e-6)
-    assert c["p_value"] == pytest.approx(mcnemar_exact_p(only_a, only_b), rel=1e-2)
-    assert c["ci_low"] < c["difference"] < c["ci_high"] and len(c["per_seed"]) == 3
-    pairs = {(c["a"], c["b"]) for c in snap["comparisons"]}
-    assert {("sft", "base"), ("diffu_grpo", "base"), ("mdpo_all_data", "base"), ("mdpo_pure_diff", "base"),
-            ("mdpo", "diffu_grpo"), ("mdpo", "mdpo_all_data"), ("mdpo", "sft")} <= pairs
+    assert len(c["per_seed"]) == 3
+    for seed, model in enumerate(("mdpo", "mdpo-s1", "mdpo-s2")):
+        a = _correct(model, "countdown")
+        only_a, only_b = sum(a[k] and not base[k] for k in a), sum(base[k] and not a[k] for k in a)
+        x = c["per_seed"][seed]
+        assert (x["seed_a"], x["n"]) == (seed, len(a))
+        assert x["difference"] == pytest.approx((only_a - only_b) / len(a), abs=1e-6)
+        assert x["p_value"] == pytest.approx(mcnemar_exact_p(only_a, only_b), rel=1e-2)
     head = next(c for c in snap["comparisons"] if (c["a"], c["b"]) == ("mdpo", "diffu_grpo"))
     assert [(s["seed_a"], s["seed_b"]) for s in head["per_seed"]] == [(0, 0), (1, 1), (2, 2)]
-    hw = snap["half_width"]
-    assert hw["target"] == 0.03 and hw["pooled_median"] <= hw["pooled_max"]
+
+
+def test_study_of_one_run_is_conditional_on_its_base_model(snap):
+    """Without replicates the seed-aware comparison spans the run's RL seeds and problems only: its
+    mean is the mean of the per-seed differences, and it says what it counts."""
+    study = snap["study"]
+    assert study["base_seeds"] == [0] and study["n_test"] == {"countdown": 120, "arithmetic": 80}
+    c = next(c for c in study["comparisons"] if (c["task"], c["a"], c["b"]) == ("countdown", "mdpo", "base"))
+    per_seed = next(x for x in snap["comparisons"] if (x["task"], x["a"], x["b"]) == ("countdown", "mdpo", "base"))["per_seed"]
+    assert c["mean"] == pytest.approx(np.mean([x["difference"] for x in per_seed]), abs=1e-6)
+    assert c["units"] == "RL seeds and problems, for one base model" and c["runs"] == 3 and c["problems"] == 120
+    assert c["low"] < c["mean"] < c["high"] and c["p_holm"] >= c["p"]
+    pairs = {(c["a"], c["b"]) for c in study["comparisons"]}
+    assert {("sft", "base"), ("diffu_grpo", "base"), ("mdpo", "base"), ("mdpo", "diffu_grpo"), ("mdpo", "sft"),
+            ("mdpo", "mdpo_all_data")} <= pairs
+    learn = {x["method"]: x for x in study["learning"]}
+    assert learn["mdpo"]["units"] == "RL seeds" and learn["mdpo"]["n"] == 3 and "sft" not in learn
+
+
+def test_replicated_study_spans_base_seeds(tmp_path, snap):
+    """A copy of the fixture run with another base seed (and one flipped outcome) is a replicate:
+    the comparisons then count base seeds, and each base seed's mean is its own run's."""
+    import shutil
+
+    other = tmp_path / "results_b1"
+    shutil.copytree(FIXTURE, other)
+    (other / "models" / "base" / "metrics.jsonl").write_text(json.dumps({"event": "config", "seed": 1}) + "\n")
+    path = other / "eval" / "mdpo" / "countdown" / "B16-S16.problems.jsonl"
+    rows = read_jsonl(path)
+    flip = next(i for i, r in enumerate(rows) if r["cell"] == "L16-B16-S16-lcr" and r["reward"] < 0.5)
+    rows[flip]["reward"] = 1.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    replicated = build_snapshot(FIXTURE, "fixture", "2026-12-01", replicates=[other])
+    study = replicated["study"]
+    assert study["base_seeds"] == [0, 1]
+    c = next(c for c in study["comparisons"] if (c["task"], c["a"], c["b"]) == ("countdown", "mdpo", "base"))
+    one = next(c for c in snap["study"]["comparisons"] if (c["task"], c["a"], c["b"]) == ("countdown", "mdpo", "base"))
+    assert c["units"] == "base seeds (RL seeds within them) and problems" and c["runs"] == 6
+    assert c["per_base"]["0"] == pytest.approx(one["mean"], abs=1e-6)
+    assert c["per_base"]["1"] == pytest.approx(one["mean"] + 1 / 120 / 3, abs=1e-6)
+    text = render_results(replicated, "docs/results/fixture.json")
+    assert "**The replicated study**: 2 base models" in text and "Holm p" in text
+    with pytest.raises(InputError, match="same base seed"):
+        build_snapshot(FIXTURE, "fixture", "2026-12-01", replicates=[FIXTURE])
 
 
 def test_learning_signal_budgets_and_mining(snap):
@@ -90,6 +127,8 @@ def test_learning_signal_budgets_and_mining(snap):
     assert learning["diffu_grpo"]["verdict"] == FLAT
     assert learning["mdpo_pure_diff"]["verdict"] == FELL
     assert learning["sft"]["verdict"] == NA and learning["sft"]["start"] is None  # no rollout reward
+    slopes = {x["method"]: x for x in snap["study"]["learning"]}
+    assert slopes["mdpo"]["slope_per_100"] > 0 and slopes["mdpo_pure_diff"]["slope_per_100"] < 0
     assert set(learning["mdpo"]["per_seed_verdicts"]) == {"0", "1", "2"}
     held = learning["sft"]["held_out"]["countdown"]
     assert (held["start_update"], held["end_update"], held["n"]) == (0, 40, 64)
@@ -118,7 +157,7 @@ def test_smoke_run_snapshot_says_na(smoke_snap):
     assert smoke_snap["mining"]["arithmetic"]["overall"] is None  # pre-mined
     assert "mdpo_all_data" not in smoke_snap["trainers"]
     text = render_results(smoke_snap, "docs/results/smoke.json")
-    assert "n/a" in text and "a pre-mined set" in text and "No paired difference is significant" in text
+    assert "n/a" in text and "a pre-mined set" in text and "no difference established" in text
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -128,9 +167,11 @@ def test_rendered_numbers_come_from_the_snapshot(snap):
     assert cited_snapshot(text) == "docs/results/fixture.json"
     base = snap["base"]["countdown"]
     assert f"Countdown **{100 * base['accuracy']:.1f}%** [{100 * base['ci_low']:.1f}, {100 * base['ci_high']:.1f}]" in text
-    mdpo = snap["trainers"]["mdpo"]["arithmetic"]
-    assert f"{100 * mdpo['mean']:.1f} +- {100 * mdpo['std']:.1f}" in text
-    assert "rose significantly" in text and "fell significantly" in text and "**Precision / FHS study**" in text
+    acc = next(a for a in snap["study"]["accuracy"] if (a["method"], a["task"]) == ("mdpo", "arithmetic"))
+    assert f"{100 * acc['mean']:.1f} ({100 * acc['per_base']['0']:.1f})" in text
+    c = snap["study"]["comparisons"][0]
+    assert f"{100 * c['mean']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]" in text
+    assert "**Did the trainers learn?**" in text and "**Precision / FHS study**" in text
     # Change a number in the snapshot: the text follows.
     changed = json.loads(json.dumps(snap))
     changed["base"]["countdown"]["accuracy"] = 0.5

@@ -6,6 +6,7 @@ Rerun checks are dry runs (`snakemake -n`) that must schedule exactly the invali
 
 from __future__ import annotations
 
+import re
 
 import pandas as pd
 import pytest
@@ -35,15 +36,19 @@ def test_smoke_dag_outputs(smoke_run):
     work = smoke_run
     manifest = read_json(work / "data/smoke/tasks/countdown/manifest.json")
     assert manifest["files"]["test"]["count"] == 32
-    for model in ("base", "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff"):
+    assert manifest["files"]["validation"]["count"] == 32
+    for model in ("base", "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_null", "mdpo_semi_ar", "mdpo_pure_diff"):
         assert (work / f"results/smoke/models/{model}/model.safetensors").is_file(), model
         assert (work / f"results/smoke/models/{model}/metrics.jsonl").is_file(), model
     sweep = pd.read_csv(work / "results/smoke/sweep.csv")
-    # 7 models x 2 tasks x 2 (block, steps) groups x 2 remasking rules, plus the 4 RL-seed replicates
-    # (sft-s1, diffu_grpo-s1, mdpo-s1, mdpo_all_data-s1) x 2 tasks at the default cell only.
+    # 8 models x 2 tasks x 2 (block, steps) groups x 2 remasking rules, plus the 5 RL-seed replicates
+    # (sft-s1, diffu_grpo-s1, mdpo-s1, mdpo_all_data-s1, mdpo_null-s1) x 2 tasks at the default cell only.
     replicates = sweep[sweep["model"].str.endswith("-s1")]
-    assert len(sweep) == 7 * 2 * 2 * 2 + 4 * 2, sweep["model"].value_counts()
-    assert set(replicates["model"]) == {"sft-s1", "diffu_grpo-s1", "mdpo-s1", "mdpo_all_data-s1"}
+    assert len(sweep) == 8 * 2 * 2 * 2 + 5 * 2, sweep["model"].value_counts()
+    assert set(replicates["model"]) == {"sft-s1", "diffu_grpo-s1", "mdpo-s1", "mdpo_all_data-s1", "mdpo_null-s1"}
+    # One evaluation job per model and task wrote every cell group of the grid.
+    assert sorted(p.name for p in (work / "results/smoke/eval/base/countdown").iterdir()) == [
+        "B16-S16.json", "B16-S16.problems.jsonl", "B4-S16.json", "B4-S16.problems.jsonl"]
     assert len(replicates.groupby(["block_length", "steps", "remasking"])) == 1
     assert set(sweep["remasking"]) == {"lcr", "rcr-max"}
     assert sweep["accuracy"].between(0, 1).all()
@@ -72,7 +77,9 @@ def test_b_grid_change_reruns_only_evaluation_and_report(copy):
     preset.write_text(preset.read_text().replace("    steps: [16]", "    steps: [8, 16]"))
     jobs = planned_jobs(copy, *SMOKE)
     assert set(jobs) == {"evaluate", "aggregate_sweep", "report", "all"}
-    assert jobs["evaluate"] == 7 * 2 * 2  # only the new (block, steps=8) groups, for every model and task
+    # One evaluation job per model and task holds every group: the seed-0 models' jobs rerun (8 models
+    # x 2 tasks); the RL-seed replicates, evaluated at the default cell only, do not.
+    assert jobs["evaluate"] == 8 * 2
 
 
 def test_c_pretraining_change_reruns_everything_downstream_of_the_base_model(copy):
@@ -90,6 +97,42 @@ def test_d_library_edit_reruns_the_stage_that_uses_it(copy):
     assert "mine_answer_backslide" in jobs and jobs["mine_answer_backslide"] == 2
     assert not {"prepare_data", "pretrain_base", "rollout_shard"} & set(jobs), jobs
     assert {"train_mdpo", "report"} <= set(jobs)
+
+
+def test_e_no_training_time_job_reads_a_test_file():
+    """The test split is read once per model, by `evaluate`: no job of data preparation's consumers
+    before evaluation (pretraining, rollouts, mining, trainers, tuning) has a test file among its
+    inputs, in the smoke and local DAGs (through Snakemake's API, the jobs as planned)."""
+    from workflow_helpers import ROOT, dry_run_jobs
+
+    for preset in ("smoke", "local"):
+        jobs = dry_run_jobs(ROOT / f"config/presets/{preset}.yaml", lambda j: (j.rule.name, [str(f) for f in j.input]))
+        readers = {rule for rule, inputs in jobs if any(f.endswith("/test.jsonl") for f in inputs)}
+        assert readers <= {"evaluate", "precision_model"}, readers
+        assert "evaluate" in readers and any(rule.startswith("train_") for rule, _ in jobs)
+
+
+def test_f_tuning_stage_selects_on_validation_and_a_new_grid_point_trains_alone(copy):
+    """`make tune`'s target on the smoke preset: staged points trained and scored on validation, a
+    choice per model; then one more learning rate in the grid plans only that point (per model)."""
+    target = "results/smoke/tuning/chosen.json"
+    snakemake(copy, target, *SMOKE, timeout=1200)
+    chosen = read_json(copy / target)
+    assert set(chosen["chosen"]) == {"sft", "mdpo"} and chosen["run"]["preset"] == "smoke"
+    stages = chosen["models"]["mdpo"]["stages"]
+    assert [s["name"] for s in stages] == ["lr", "regularisation", "budget"] and not stages[2]["select"]
+    assert len(stages[0]["points"]) == 2 and len(stages[1]["points"]) == 4 and len(stages[2]["points"]) == 2
+    for s in stages:
+        for p in s["points"]:
+            assert set(p["validation"]) == {"countdown", "arithmetic"}
+            assert p["validation"]["countdown"]["n"] == 32  # every validation problem, no test problem
+    log = (copy / "results/smoke/logs/tuning/mdpo").glob("*/score.log")
+    assert all("test.jsonl" not in p.read_text() for p in log)
+    preset = copy / "config/presets/smoke.yaml"
+    preset.write_text(preset.read_text().replace("grid: {lr: [1.0e-4, 1.0e-3]}", "grid: {lr: [1.0e-4, 1.0e-3, 3.0e-3]}"))
+    dry = snakemake(copy, "-n", target, *SMOKE).stdout
+    trained = sorted(set(re.findall(r"tuning/(\w+)/([^/\s]+)/model", dry)))
+    assert trained == [("mdpo", "lr=0.003,warmup=0,beta=0.02,updates=4"), ("sft", "lr=0.003,warmup=0,updates=4")], trained
 
 
 def test_lint_is_clean(smoke_run):

@@ -419,7 +419,7 @@ def add_results_commands(sub) -> None:
     def snapshot(args) -> None:
         from .results_readme import snapshot_command
 
-        snap = snapshot_command(args.results, args.preset, args.out, args.date)
+        snap = snapshot_command(args.results, args.preset, args.out, args.date, args.replicates, args.tuned)
         log.info("wrote %s (preset %s, run of %s)", args.out, snap["preset"], snap["date"])
 
     def readme(args) -> None:
@@ -433,6 +433,9 @@ def add_results_commands(sub) -> None:
     p.add_argument("--preset", default=None, help="preset name recorded in the snapshot (default: the directory's name)")
     p.add_argument("--out", required=True, help="the snapshot JSON, e.g. docs/results/local.json")
     p.add_argument("--date", default=None, help="run date recorded (default: the date summary.csv was written)")
+    p.add_argument("--replicates", nargs="*", default=[],
+                   help="results directories of the same preset with other base seeds (make replicate)")
+    p.add_argument("--tuned", default=None, help="the tuned file the preset read (config/tuned/<preset>.json)")
     p.set_defaults(func=snapshot)
 
     p = sub.add_parser("results-readme", help="rewrite the README between <!-- results:begin/end --> from a snapshot")

@@ -121,15 +121,17 @@ def check_consistency(config: dict) -> None:
     """Cross-field rules JSON schema cannot express."""
     dec, grid = config["decoding"], config["evaluation"]["grid"]
     gen = dec["gen_length"]
-    for key, blocks in (("decoding.block_length", [dec["block_length"]]), ("evaluation.grid.block_length", grid["block_length"])):
+    for prefix, blocks, all_steps in (("decoding", [dec["block_length"]], [dec["steps"]]),
+                                      ("evaluation.grid", grid["block_length"], grid["steps"])):
         for block in blocks:
             if gen % block:
-                raise ConfigError(f"config key {key}: {block} does not divide decoding.gen_length={gen}")
-            for steps in grid["steps"] if key.startswith("evaluation") else [dec["steps"]]:
+                raise ConfigError(f"config key {prefix}.block_length: {block} does not divide decoding.gen_length={gen}")
+            for steps in all_steps:
                 if steps % (gen // block):
                     raise ConfigError(
-                        f"config key {key}: steps {steps} is not a multiple of the {gen // block} blocks of length {block}"
-                    )
+                        f"config key {prefix}.steps: {steps} steps cannot be split evenly over the {gen // block} blocks "
+                        f"that {prefix}.block_length={block} makes of decoding.gen_length={gen} (steps must be a "
+                        "multiple of gen_length / block_length)")
     for block in config["rollouts"]["block_lengths"]:
         if gen % block or config["rollouts"]["steps"] % (gen // block):
             raise ConfigError(

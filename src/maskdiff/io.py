@@ -186,9 +186,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(json.loads(line.rstrip("\r\n")))
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: invalid JSON line: {exc.msg}") from None
+                raise InputError(f"{path}:{lineno}: invalid JSON line: {exc.msg} (column {exc.colno})") from None
     return rows
 
 

@@ -22,25 +22,24 @@ import datetime as _dt
 import math
 import os
 import re
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .errors import InputError
 from .io import read_json, write_json, write_text
-from .learning import NA, fmt, fmt_p, fmt_pct, is_number, p_text, split_model
+from .learning import NA, fmt, fmt_pct, is_number, split_model
 from .stats import wilson_interval
+from .study import Study, base_seed_of, load_study
+from .study_readme import render_study, render_tuning, study_snapshot, tuning_snapshot
 from .summary import (TASK_NAMES, Run, budget_table, comparison_table, equal_budget_table, held_out_curves, learning_table,
                       load_run, median_step, method_name, mining_table, ordered, remasking_gaps, seed_table, signal_table)
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-SCHEMA = 1
+SCHEMA = 2
 SNAPSHOT_KEYS = ("schema", "preset", "date", "results_dir", "default_cell", "tasks", "n_test", "seeds", "updates",
-                 "base", "base_grid", "default_cell_models", "trainers", "comparisons", "half_width", "signal",
-                 "learning", "budgets", "equal_budget", "mining", "decoding", "precision")
-HALF_WIDTH_TARGET = 0.03  # the local preset's test sets aim at a 95% interval of at most +-3 points
+                 "base", "base_grid", "default_cell_models", "trainers", "comparisons", "signal",
+                 "learning", "budgets", "equal_budget", "mining", "decoding", "precision", "study", "tuning")
 
 
 # ----------------------------------------------------------------------------- JSON hygiene
@@ -71,9 +70,12 @@ def _relative(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- the snapshot
-def build_snapshot(results: str | Path, preset: str, date: str | None = None, run: Run | None = None) -> dict:
-    """Every number the README shows, from a finished run's results directory. ``date`` defaults to
-    the day ``summary.csv`` was written (UTC): the run's date, not the snapshot's."""
+def build_snapshot(results: str | Path, preset: str, date: str | None = None, run: Run | None = None,
+                   replicates: list[str | Path] = (), tuned: str | Path | None = None) -> dict:
+    """Every number the README shows, from a finished run's results directory, with its base-seed
+    ``replicates`` (other results directories of the same preset: the seed-aware comparisons then
+    span them all; without them, they are conditional on the one base model) and the ``tuned`` file
+    the preset read. ``date`` defaults to the day ``summary.csv`` was written (UTC): the run's date."""
     results = Path(results)
     run = run or load_run(results)
     cell = run.cell
@@ -126,26 +128,13 @@ def build_snapshot(results: str | Path, preset: str, date: str | None = None, ru
                       for s in row["seeds"]]}
     snap["trainers"] = trainers
 
-    # ---- paired tests
-    comps = []
-    for c in comparison_table(run):
-        comps.append({
-            "task": c["task"], "a": c["a"], "b": c["b"], "n": c["n"], "seed_pairs": c["seed_pairs"],
-            "acc_a": _r(c["acc_a"]), "acc_b": _r(c["acc_b"]), "only_a": c["only_a"], "only_b": c["only_b"],
-            "difference": _r(c["difference"]), "ci_low": _r(c["ci_low"]), "ci_high": _r(c["ci_high"]),
-            "half_width": _r(c["half_width"]), "p_value": _p(c["p_value"]),
-            "backslide_a": _r(c["backslide_a"]), "backslide_b": _r(c["backslide_b"]), "backslide_p": _p(c["backslide_p"]),
-            "per_seed": [{"seed_a": s["seed_a"], "seed_b": s["seed_b"], "n": s["n"], "difference": _r(s["difference"]),
-                          "ci_low": _r(s["ci_low"]), "ci_high": _r(s["ci_high"]), "p_value": _p(s["p_value"])}
-                         for s in c["per_seed"]]})
-    snap["comparisons"] = comps
-    pooled_hw = [c["half_width"] for c in comps if c["half_width"] is not None]
-    seed_hw = [s["ci_high"] - s["ci_low"] for c in comps for s in c["per_seed"]
-               if s["ci_high"] is not None and s["ci_low"] is not None]
-    snap["half_width"] = {"target": HALF_WIDTH_TARGET,
-                          "pooled_median": _r(np.median(pooled_hw)) if pooled_hw else None,
-                          "pooled_max": _r(max(pooled_hw)) if pooled_hw else None,
-                          "per_seed_median": _r(np.median(seed_hw) / 2) if seed_hw else None}
+    # ---- per-seed McNemar tests (diagnostics; the README's comparisons are the study's, below)
+    snap["comparisons"] = [
+        {"task": c["task"], "a": c["a"], "b": c["b"],
+         "per_seed": [{"seed_a": x["seed_a"], "seed_b": x["seed_b"], "n": x["n"], "difference": _r(x["difference"]),
+                       "ci_low": _r(x["ci_low"]), "ci_high": _r(x["ci_high"]), "p_value": _p(x["p_value"])}
+                      for x in c["per_seed"]]}
+        for c in comparison_table(run)]
 
     # ---- learning signal, learning verdicts, budgets
     snap["signal"] = {row["method"]: {"mean": _r(row["signal"]["mean"]), "min_seed": _r(row["signal"]["min_seed"]),
@@ -185,6 +174,11 @@ def build_snapshot(results: str | Path, preset: str, date: str | None = None, ru
     snap["decoding"] = [{**g, "mean_gap": _r(g["mean_gap"], 2)} for g in remasking_gaps(run.sweep)]
     precision = results / "precision.csv"
     snap["precision"] = precision_headline(pd.read_csv(precision)) if precision.is_file() else None
+
+    # ---- the replicated study (this run and its base-seed replicates) and the tuning behind it
+    study = load_study([results, *map(Path, replicates)]) if replicates else Study({base_seed_of(results): run})
+    snap["study"] = study_snapshot(study)
+    snap["tuning"] = tuning_snapshot(tuned) if tuned else None
     return snap
 
 
@@ -286,13 +280,13 @@ def render_results(snap: dict, source: str) -> str:
     gen = c["gen_length"]
     out = [f"<!-- generated by `maskdiff results-readme --snapshot {source}`: regenerate it, do not edit by hand -->", ""]
     n_text = ", ".join(f"{_task(t)} {snap['n_test'][t]}" for t in tasks)
+    dirs = list(snap["study"]["results_dirs"].values())
     out.append(
-        f"Preset `{snap['preset']}`, run of {snap['date']}. Every number below is read from the run's snapshot "
-        f"[`{source}`]({source}) (`maskdiff results-snapshot` of `{snap['results_dir']}`); the report "
+        f"Preset `{snap['preset']}`, run of {snap['date']}. Every number below is read from the snapshot "
+        f"[`{source}`]({source}) (`maskdiff results-snapshot` of {', '.join(f'`{d}`' for d in dirs)}); the report "
         f"(`{snap['results_dir']}/report.html`) has the full grid, curves and tests. Default cell: block {c['block_length']} "
         f"({_mode(c['block_length'], gen)}), {c['steps']} steps, {_rule(c['remasking'])}, generation length {gen}; test "
-        f"problems per task: {n_text}; {snap['seeds']} RL seed{'s' if snap['seeds'] != 1 else ''} per trainer, "
-        f"{snap['updates'] if snap['updates'] is not None else NA} gradient updates each.")
+        f"problems per task: {n_text}; {snap['updates'] if snap['updates'] is not None else NA} gradient updates per trainer.")
     out.append("")
 
     # ---- base model
@@ -344,29 +338,6 @@ def render_results(snap: dict, source: str) -> str:
         out.append(text)
         out.append("")
 
-    # ---- every model at the default cell, seeds
-    trainers = snap["trainers"]
-    if trainers:
-        out.append(f"**Every model at the default cell** ({_rule(c['remasking'])}; accuracy %: mean +- sd over the RL seeds "
-                   "with each seed in brackets, or one run's value and 95% interval; then the Answer Backslide rate of seed 0):")
-        out.append("")
-        out.append("| model | " + " | ".join(_task(t) for t in tasks) + " |")
-        out.append("|---|" + "---|" * len(tasks))
-        for method, per_task in trainers.items():
-            cells = []
-            for t in tasks:
-                s = per_task.get(t)
-                if s is None:
-                    cells.append(NA)
-                elif s["n_seeds"] > 1:
-                    cells.append(f"{fmt_pct(s['mean'])} +- {fmt_pct(s['std'])} ({', '.join(fmt_pct(x['accuracy']) for x in s['seeds'])})"
-                                 f" / {fmt_pct(s['seeds'][0]['backslide_rate'])}")
-                else:
-                    x = s["seeds"][0]
-                    cells.append(f"{_acc_ci(x['accuracy'], x['ci_low'], x['ci_high'])} / {fmt_pct(x['backslide_rate'])}")
-            out.append(f"| {method_name(method)} | " + " | ".join(cells) + " |")
-        out.append("")
-
     models = snap["default_cell_models"]
     if models:
         rules = sorted({r for per_task in models.values() for cells in per_task.values() for r in cells}, key=_rule_rank)
@@ -383,53 +354,19 @@ def render_results(snap: dict, source: str) -> str:
             out.append(f"| {method_name(model)} | " + " | ".join(cells) + " |")
         out.append("")
 
-    # ---- paired tests
-    comps = snap["comparisons"]
-    if comps:
-        out.append("**Paired tests** at the default cell (exact McNemar test on the problems only one model solves; "
-                   "difference in accuracy, points, with Newcombe's 95% interval for paired data; seeds pooled by pairing "
-                   "seed k of A with seed k of B, every seed with the one base run):")
-        out.append("")
-        out.append("| A - B | task | difference [95% CI] | p | seed pairs x problems |")
-        out.append("|---|---|---|---|---|")
-        for x in comps:
-            diff = (f"{fmt_pct(x['difference'], 1, True)} [{fmt_pct(x['ci_low'], 1, True)}, {fmt_pct(x['ci_high'], 1, True)}]")
-            per = x["n"] // x["seed_pairs"] if x["seed_pairs"] else x["n"]
-            out.append(f"| {method_name(x['a'])} - {method_name(x['b'])} | {_task(x['task'])} | {diff} | {fmt_p(x['p_value'])} "
-                       f"| {x['seed_pairs']} x {per} |")
-        out.append("")
-        hw = snap["half_width"]
-        met = is_number(hw["pooled_max"]) and hw["pooled_max"] <= hw["target"]
-        out.append(f"* Interval half-widths achieved: median +-{fmt_pct(hw['pooled_median'])} points pooled over seeds "
-                   f"(largest +-{fmt_pct(hw['pooled_max'])}), +-{fmt_pct(hw['per_seed_median'])} for one seed pair; the target "
-                   f"is +-{fmt_pct(hw['target'], 0)} points: {'met' if met else 'not met'}.")
-        wins = [x for x in comps if is_number(x["p_value"]) and x["p_value"] < 0.05]
-        if wins:
-            out.append("* Significant at 5%: " + "; ".join(
-                f"{method_name(x['a'])} {'above' if x['difference'] > 0 else 'below'} {method_name(x['b'])} on {_task(x['task'])} "
-                f"({fmt_pct(x['difference'], 1, True)} points, {p_text(x['p_value'])})" for x in wins) + ".")
-        else:
-            out.append("* No paired difference is significant at 5%.")
-        out.append("")
+    # ---- the study: comparisons with seed-aware intervals, learning slopes
+    if snap["tuning"]:
+        out += render_tuning(snap["tuning"])
+    out += render_study(snap["study"], tasks)
 
-    # ---- learning
+    # ---- training of the base seed 0 run: signal, budgets, validation curves
     learning = snap["learning"]
     if learning:
-        out.append("**Did the trainers learn?** Training reward of the rollouts, mean of the first vs the last quarter of "
-                   "the updates (Welch t-test on per-update means, seeds pooled), and held-out accuracy of seed 0 at the "
-                   "first and the last evaluation:")
+        out.append(f"**Training, run `{snap['results_dir']}`** (base seed {min(snap['study']['base_seeds'])}; the report has "
+                   "the curves and the per-seed McNemar diagnostics): validation accuracy of RL seed 0 at the first and the "
+                   "last curve point, every 10 updates (never the test set):")
         out.append("")
         for method, v in learning.items():
-            if v["verdict"] == NA and v["start"] is None:
-                reward = "no rollout reward"
-            elif v["verdict"] == NA:
-                reward = f"reward n/a (too few updates: {v['updates']})"
-            else:
-                k = len(v["per_seed_verdicts"])
-                counts = Counter(v["per_seed_verdicts"].values())
-                seeds = "; seeds one by one: " + ", ".join(f"{c} of {k} {x}" for x, c in counts.items()) if k > 1 else ""
-                reward = (f"reward {fmt(v['start'], 3)} -> {fmt(v['end'], 3)} ({fmt(v['difference'], 3, True)}, "
-                          f"{p_text(v['p_value'])}, Spearman rho {fmt(v['spearman_rho'], 2, True)}): **{v['verdict']}**{seeds}")
             held = []
             for t, h in v["held_out"].items():
                 peak = ""
@@ -437,8 +374,7 @@ def render_results(snap: dict, source: str) -> str:
                     peak = f" (peak {fmt_pct(h['peak'])}% at update {h['peak_update']})"
                 held.append(f"{_task(t)} {fmt_pct(h['start'])}% -> {fmt_pct(h['end'])}%{peak}")
             n = next(iter(v["held_out"].values()))["n"] if v["held_out"] else None
-            held_text = f"; held-out (n = {n}) {', '.join(held)}" if held else "; no held-out evaluation"
-            out.append(f"* {method_name(method)}: {reward}{held_text}.")
+            out.append(f"* {method_name(method)}: " + (f"validation (n = {n}) {', '.join(held)}" if held else "no validation curve") + ".")
         signal = snap["signal"]
         if signal:
             parts = []
@@ -453,15 +389,6 @@ def render_results(snap: dict, source: str) -> str:
             out.append("* Budgets at the end (seed 0): " + ", ".join(
                 f"{method_name(m)} {b['updates']} updates, {_int_text(b['rollout_sequences'])} rollout sequences "
                 f"({_int_text(b['rollout_nfe'])} network calls)" for m, b in rl.items()) + ".")
-        eq = snap["equal_budget"]
-        if eq:
-            per_task = []
-            for t in tasks:
-                vals = [f"{method_name(m)} {fmt_pct(a[t]['accuracy'])}%" for m, a in eq["accuracy"].items() if t in a]
-                if vals:
-                    per_task.append(f"{_task(t)}: {', '.join(vals)}")
-            out.append(f"* At an equal rollout budget ({_int_text(eq['rollout_sequences'])} sequences, the smallest final "
-                       f"budget), held-out accuracy: {'; '.join(per_task)}.")
         out.append("")
 
     # ---- decoding rules
@@ -540,11 +467,13 @@ def update_readme(text: str, snap: dict, source: str, path: str = "README.md") -
 
 
 # ----------------------------------------------------------------------------- CLI
-def snapshot_command(results: str, preset: str | None, out: str, date: str | None = None) -> dict:
+def snapshot_command(results: str, preset: str | None, out: str, date: str | None = None,
+                     replicates: list[str] = (), tuned: str | None = None) -> dict:
+    for path in [results, *replicates]:
+        if not Path(path).is_dir():
+            raise InputError(f"{path}: no such results directory")
     path = Path(results)
-    if not path.is_dir():
-        raise InputError(f"{results}: no such results directory")
-    snap = build_snapshot(path, preset or path.name, date)
+    snap = build_snapshot(path, preset or path.name, date, replicates=list(replicates), tuned=tuned)
     write_json(out, snap)
     return snap
 

@@ -96,7 +96,7 @@ def read_task_records(
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line.rstrip("\r\n"))  # without the newline, a cut line's column is on it
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}:{lineno} (no id): invalid JSON: {exc.msg} (column {exc.colno})") from None
                 problem = record_problem(record, need_solution)
