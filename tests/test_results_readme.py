@@ -231,3 +231,37 @@ def test_readme_numbers_equal_the_committed_snapshot_it_cites():
     assert section == render_results(snap, cited), (
         f"README.md differs from {cited}: run `maskdiff results-readme --snapshot {cited} --readme README.md`")
     assert np.all([k in snap for k in SNAPSHOT_KEYS])
+
+
+def test_learning_beyond_the_null_control_is_the_slope_of_the_paired_reward_difference(tmp_path):
+    """MDPO (all data) and its null control see the same prompts in the same order (same RL seed):
+    the study tests the slope of their per-update reward difference. A control whose reward falls
+    behind by a known ramp gives exactly that slope."""
+    import shutil
+
+    from maskdiff.study import Study, learning, load_study
+    from maskdiff.summary import load_run
+
+    work = tmp_path / "results"
+    shutil.copytree(FIXTURE, work)
+    sweep = pd.read_csv(work / "sweep.csv")
+    summary = pd.read_csv(work / "summary.csv")
+    for seed in ("", "-s1", "-s2"):
+        src, dst = f"mdpo_all_data{seed}", f"mdpo_null{seed}"
+        shutil.copytree(work / "eval" / src, work / "eval" / dst)
+        events = read_jsonl(work / "models" / src / "metrics.jsonl")
+        for e in events:
+            if e.get("event") == "update":
+                e["reward_mean"] -= 0.001 * e["update"]
+        (work / "models" / dst).mkdir()
+        (work / "models" / dst / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        sweep = pd.concat([sweep, sweep[sweep["model"] == src].assign(model=dst)])
+        summary = pd.concat([summary, summary[summary["model"] == src].assign(model=dst)])
+    sweep.to_csv(work / "sweep.csv", index=False)
+    summary.to_csv(work / "summary.csv", index=False)
+    rows = {x["method"]: x for x in learning(Study({0: load_run(work)}))}
+    diff = rows["mdpo_all_data - mdpo_null"]
+    assert diff["mean"] == pytest.approx(0.001, abs=1e-9) and diff["n"] == 3 and diff["units"] == "RL seeds"
+    assert rows["mdpo_null"]["mean"] == pytest.approx(rows["mdpo_all_data"]["mean"] - 0.001, abs=1e-9)
+    study = load_study([work])
+    assert "mdpo_null" in study.methods()

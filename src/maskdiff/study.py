@@ -146,14 +146,39 @@ def accuracy_table(study: Study) -> list[dict]:
     return out
 
 
+# A trainer and its control see the same prompts in the same order (same RL seed), so the per-update
+# difference of their training rewards is free of the prompt order, which moves every single curve:
+# its slope is learning beyond drift.
+LEARNING_CONTROLS = (("mdpo_all_data", "mdpo_null"),)
+
+
+def _reward_series(study: Study, method: str) -> dict[int, dict[int, list]]:
+    per_base = {b: {s: series(ev, "reward_mean") for s, ev in run.runs(method).items()} for b, run in study.runs.items()}
+    return {b: per for b, per in per_base.items() if per}
+
+
+def _difference_series(study: Study, a: str, b: str) -> dict[int, dict[int, list]]:
+    """Per (base seed, RL seed) the per-update training reward of ``a`` minus ``b``'s."""
+    ra, rb = _reward_series(study, a), _reward_series(study, b)
+    out: dict[int, dict[int, list]] = {}
+    for base, per in ra.items():
+        for seed, values in per.items():
+            other = rb.get(base, {}).get(seed)
+            if other is not None and len(other) == len(values):
+                out.setdefault(base, {})[seed] = [x - y if x is not None and y is not None else None
+                                                  for x, y in zip(values, other)]
+    return out
+
+
 def learning(study: Study) -> list[dict]:
     """Per trained method: the slope of the training reward per run and its test across base seeds,
-    with the first- and last-quarter means pooled over runs (descriptive)."""
+    with the first- and last-quarter means pooled over runs (descriptive); then each trainer minus
+    its control (:data:`LEARNING_CONTROLS`), update by update. Holm over all rows."""
     out = []
-    for method in study.methods():
-        series_by = {b: {s: series(ev, "reward_mean") for s, ev in run.runs(method).items()}
-                     for b, run in study.runs.items()}
-        series_by = {b: per for b, per in series_by.items() if per}
+    methods = study.methods()
+    rows = [(m, _reward_series(study, m)) for m in methods]
+    rows += [(f"{a} - {b}", _difference_series(study, a, b)) for a, b in LEARNING_CONTROLS if a in methods and b in methods]
+    for method, series_by in rows:
         if not any(finite(v) for per in series_by.values() for v in per.values()):
             continue
         first, last = [], []

@@ -93,6 +93,9 @@ HEAD_TO_HEAD = (("mdpo", "diffu_grpo"), ("mdpo", "mdpo_all_data"), ("mdpo", "sft
 
 
 def method_name(method: str) -> str:
+    """Display name; a difference "a - b" names both."""
+    if " - " in method:
+        return " - ".join(method_name(m) for m in method.split(" - "))
     return METHOD_NAMES.get(method, method)
 
 
