@@ -17,7 +17,6 @@ Prints a table and writes benchmarks/results/roofline.json. No assertions: the R
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile

@@ -21,9 +21,14 @@ def test_point_names_round_trip_in_a_fixed_key_order():
     assert name == "lr=1e-05,warmup=10,beta=0.2,updates=400"
     assert parse_point(name) == values
     assert isinstance(parse_point(name)["warmup"], int)
-    for bad in ("lr", "lr=abc", "momentum=0.9", "lr=1e-5;rm -rf"):
+    for bad in ("lr", "lr=abc", "momentum=0.9", "lr=1e-5;rm -rf", "warmup=2.5"):
         with pytest.raises(InputError):
             parse_point(bad)
+    # One point, one name, whatever the YAML types: trained once.
+    assert point_name({"lr": 1e-4, "beta": 0, "warmup": 10.0}) == point_name({"lr": 0.0001, "beta": 0.0, "warmup": 10})
+    assert point_name(parse_point("lr=0.0001,beta=0.0")) == "lr=0.0001,beta=0.0"
+    with pytest.raises(InputError, match="whole number"):
+        point_name({"warmup": 2.5})
 
 
 def test_stage_points_start_from_defaults_then_from_the_previous_choice():

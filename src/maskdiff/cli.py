@@ -214,7 +214,10 @@ def cmd_tune_summary(args) -> None:
     except (OSError, subprocess.CalledProcessError):
         commit = None
     weights = sorted(Path(args.base).glob("*.safetensors"))
-    run = {"preset": args.preset, "date": datetime.date.today().isoformat(), "commit": commit,
+    # The search's date: its newest stage table (re-summarising unchanged points changes nothing).
+    newest = max(Path(p).stat().st_mtime for p in args.stages)
+    date = datetime.datetime.fromtimestamp(newest, datetime.timezone.utc).date().isoformat()
+    run = {"preset": args.preset, "date": date, "commit": commit,
            "base_model": args.base, "base_weights_sha256": {p.name: sha256_file(p) for p in weights}}
     write_json(args.out, summarise(args.stages, args.settings, run))
 
@@ -437,6 +440,17 @@ def add_results_commands(sub) -> None:
                    help="results directories of the same preset with other base seeds (make replicate)")
     p.add_argument("--tuned", default=None, help="the tuned file the preset read (config/tuned/<preset>.json)")
     p.set_defaults(func=snapshot)
+
+    def perf(args) -> None:
+        from .perf_readme import readme_command as perf_command
+
+        same = perf_command(args.readme, args.check)
+        log.info("%s: performance section %s", args.readme, "up to date" if same else "rewritten")
+
+    p = sub.add_parser("perf-readme", help="rewrite the README between <!-- performance:begin/end --> from the benchmarks' JSON")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--check", action="store_true", help="only check (exit 2 if the section differs)")
+    p.set_defaults(func=perf)
 
     p = sub.add_parser("results-readme", help="rewrite the README between <!-- results:begin/end --> from a snapshot")
     p.add_argument("--snapshot", required=True, help="a results-snapshot JSON; the README cites this path")

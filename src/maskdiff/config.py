@@ -188,6 +188,10 @@ def _check_data(config: dict) -> None:
                 raise ConfigError(f"config key data.{task}: n_test + n_validation + n_train = {wanted} distinct problems asked for, but "
                                   f"these settings have only {space} (the generator stalls beyond ~90%); widen the "
                                   "number/target ranges or lower the split sizes")
+            training = config["training"]
+            if training["eval_every"] and training["eval_problems"] > section["n_validation"]:
+                raise ConfigError(f"config key training.eval_problems: {training['eval_problems']} validation problems per "
+                                  f"curve point, but data.{task}.n_validation is {section['n_validation']}")
             if task not in config["mining"]["premined"] and config["rollouts"]["shards"] > section["n_train"]:
                 raise ConfigError(f"config key rollouts.shards: {config['rollouts']['shards']} shards for "
                                   f"{section['n_train']} {task} training prompts would leave shards empty")
@@ -255,7 +259,7 @@ def _is_local_path(value: str) -> bool:
 
 def _check_files(config: dict) -> None:
     """Every local file the config names exists (jobs would fail much later otherwise)."""
-    checks = [(f"data.countdown.test_file", config["data"]["countdown"].get("test_file"))]
+    checks = [("data.countdown.test_file", config["data"]["countdown"].get("test_file"))]
     checks += [(f"mining.premined.{task}", path) for task, path in config["mining"]["premined"].items()]
     for task, hub in config["data"]["hub"].items():
         checks += [(f"data.hub.{task}.{k}", hub.get(k)) for k in ("source", "train_source")]

@@ -47,7 +47,6 @@ from .config import load_config
 from .train.configs import split_model, trained_models
 
 PRESETS_DIR = Path("config/presets")
-# The Snakefile's own `configfile:`; a --configfile preset is merged over it, as here.
 DVC_YAML = Path("dvc.yaml")
 DVC_LOCK = Path("dvc.lock")
 # Code every stage runs. Deliberately coarse: DVC only has to notice *that* something changed and
@@ -171,6 +170,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     # ---- one stage per trained model: the model, its checkpoint and training curves
     t = c["training"]
     accelerate = [t["accelerate_config"]] if t["accelerate_config"] and c["resources"]["train"].get("gpu", 0) > 1 else []
+    accelerate += [t["tuned"]] if t["tuned"] else []  # the tuned file sets the trainers' lr, warm-up and KL weight
     for model in trained:
         ckpt = f"{R}/checkpoints/{model}" if t["checkpoint_every"] < t["updates"] else None
         stages.append(stage(

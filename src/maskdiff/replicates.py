@@ -97,9 +97,11 @@ def seed_aware_difference(diffs: Mapping[int, Mapping[int, Sequence[float]]], al
         q = float(sps.t.ppf(1 - alpha / 2, df))
         low, high = mean - q * se, mean + q * se
         p = float(2 * sps.t.sf(abs(mean) / se, df))
-    else:
+    elif se == 0:  # every run and problem the same difference: no noise to test against
         low = high = mean
         p = 1.0 if mean == 0 else 0.0
+    else:  # undefined (one problem of one run)
+        low = high = p = NAN
     return {
         "mean": mean, "se": se, "low": low, "high": high, "p": p, "df": float(df), "base_seeds": len(bases),
         "runs": len(runs), "problems": problems, "units": units,
@@ -120,11 +122,9 @@ def slope(values: Sequence[float | None]) -> float:
 def slope_test(runs: Mapping[int, Mapping[int, Sequence[float | None]]], alpha: float = 0.05) -> dict:
     """Did a per-update series (training reward) rise? ``runs[base_seed][rl_seed]`` is one run's
     series. Each run's slope, averaged within base seeds; a one-sample t test of those means across
-    base seeds (across RL seeds when there is one base seed). Slopes are per update; ``change`` is
-    the mean slope times the series length (the fitted rise over the run)."""
+    base seeds (across RL seeds when there is one base seed). Slopes are per update."""
     slopes = {(b, r): slope(v) for b, per in runs.items() for r, v in per.items()}
     slopes = {k: s for k, s in slopes.items() if s == s}
-    lengths = [len(v) for per in runs.values() for v in per.values()]
     bases = sorted({b for b, _ in slopes})
     if len(bases) >= 2:
         units = [float(np.mean([s for (b2, _), s in slopes.items() if b2 == b])) for b in bases]
@@ -133,13 +133,12 @@ def slope_test(runs: Mapping[int, Mapping[int, Sequence[float | None]]], alpha: 
         units, what = list(slopes.values()), "RL seeds"
     out = {"per_run": {f"{b}/{r}": s for (b, r), s in sorted(slopes.items())}, "units": what, "n": len(units)}
     if len(units) < 2:
-        return out | {"mean": units[0] if units else NAN, "low": NAN, "high": NAN, "p": NAN,
-                      "change": (units[0] * max(lengths)) if units else NAN}
+        return out | {"mean": units[0] if units else NAN, "low": NAN, "high": NAN, "p": NAN}
     mean, se = float(np.mean(units)), float(np.std(units, ddof=1) / math.sqrt(len(units)))
     df = len(units) - 1
     q = float(sps.t.ppf(1 - alpha / 2, df))
     p = float(2 * sps.t.sf(abs(mean) / se, df)) if se > 0 else (1.0 if mean == 0 else 0.0)
-    return out | {"mean": mean, "low": mean - q * se, "high": mean + q * se, "p": p, "change": mean * max(lengths)}
+    return out | {"mean": mean, "low": mean - q * se, "high": mean + q * se, "p": p}
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

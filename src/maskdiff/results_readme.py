@@ -177,7 +177,7 @@ def build_snapshot(results: str | Path, preset: str, date: str | None = None, ru
 
     # ---- the replicated study (this run and its base-seed replicates) and the tuning behind it
     study = load_study([results, *map(Path, replicates)]) if replicates else Study({base_seed_of(results): run})
-    snap["study"] = study_snapshot(study)
+    snap["study"] = study_snapshot(study) | {"primary_base_seed": base_seed_of(results)}
     snap["tuning"] = tuning_snapshot(tuned) if tuned else None
     return snap
 
@@ -362,9 +362,9 @@ def render_results(snap: dict, source: str) -> str:
     # ---- training of the base seed 0 run: signal, budgets, validation curves
     learning = snap["learning"]
     if learning:
-        out.append(f"**Training, run `{snap['results_dir']}`** (base seed {min(snap['study']['base_seeds'])}; the report has "
-                   "the curves and the per-seed McNemar diagnostics): validation accuracy of RL seed 0 at the first and the "
-                   "last curve point, every 10 updates (never the test set):")
+        out.append(f"**Training, run `{snap['results_dir']}`** (base seed {snap['study']['primary_base_seed']}; the report "
+                   "has the curves and the per-seed McNemar diagnostics): validation accuracy of RL seed 0 at the first "
+                   "and the last point of its curve (never the test set):")
         out.append("")
         for method, v in learning.items():
             held = []
@@ -389,6 +389,15 @@ def render_results(snap: dict, source: str) -> str:
             out.append("* Budgets at the end (seed 0): " + ", ".join(
                 f"{method_name(m)} {b['updates']} updates, {_int_text(b['rollout_sequences'])} rollout sequences "
                 f"({_int_text(b['rollout_nfe'])} network calls)" for m, b in rl.items()) + ".")
+        eq = snap["equal_budget"]
+        if eq:
+            per_task = []
+            for t in tasks:
+                vals = [f"{method_name(m)} {fmt_pct(a[t]['accuracy'])}%" for m, a in eq["accuracy"].items() if t in a]
+                if vals:
+                    per_task.append(f"{_task(t)}: {', '.join(vals)}")
+            out.append(f"* At an equal rollout budget ({_int_text(eq['rollout_sequences'])} sequences, the smallest final "
+                       f"budget), validation accuracy: {'; '.join(per_task)}.")
         out.append("")
 
     # ---- decoding rules

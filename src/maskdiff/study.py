@@ -24,11 +24,8 @@ from .errors import InputError
 from .io import read_jsonl
 from .learning import finite
 from .replicates import holm, seed_aware_difference, slope_test
-from .summary import Run, load_run, ordered, series
-
-# Comparisons beyond "every trainer vs the base model" (A - B): the paper's head-to-heads, and the
-# null control against the model it controls for (learning vs drift).
-HEAD_TO_HEAD = (("mdpo", "diffu_grpo"), ("mdpo", "mdpo_all_data"), ("mdpo", "sft"), ("mdpo_all_data", "mdpo_null"))
+from .learning import pair_seeds
+from .summary import Run, load_run, ordered, pairs_among, series
 
 
 @dataclass
@@ -70,6 +67,13 @@ def load_study(results_dirs: list[str | Path]) -> Study:
     cells = {(r.cell["block_length"], r.cell["steps"], r.cell["remasking"]) for r in runs.values()}
     if len(cells) > 1:
         raise InputError(f"the runs' default cells differ ({sorted(cells)}): not replicates of one preset")
+    first = runs[min(runs)]
+    for seed, run in runs.items():
+        for task in first.tasks:
+            ids, reference = run.outcomes("base", 0, task), first.outcomes("base", 0, task)
+            if ids is not None and reference is not None and set(ids) != set(reference):
+                raise InputError(f"{run.results} and {first.results} evaluated different {task} test problems: "
+                                 "not replicates of one preset")
     return Study(runs)
 
 
@@ -92,10 +96,7 @@ def paired_differences(study: Study, a: str, b: str, task: str) -> dict[int, dic
             continue
         ids = sorted(reference)
         per = {}
-        for r in seeds_a:
-            rb = seeds_b[0] if len(seeds_b) == 1 else r
-            if rb not in seeds_b:
-                continue
+        for r, rb in pair_seeds(seeds_a, seeds_b):
             va, vb = _outcome_vector(run, a, r, task, ids), _outcome_vector(run, b, rb, task, ids)
             if va is not None and vb is not None:
                 per[r] = va - vb
@@ -104,18 +105,12 @@ def paired_differences(study: Study, a: str, b: str, task: str) -> dict[int, dic
     return out
 
 
-def comparison_pairs(study: Study) -> list[tuple[str, str]]:
-    methods = study.methods()
-    pairs = [(m, "base") for m in methods if m != "base" and "base" in methods]
-    return pairs + [(a, b) for a, b in HEAD_TO_HEAD if a in methods and b in methods]
-
-
 def comparisons(study: Study) -> list[dict]:
     """Every comparison per task with its seed-aware interval, raw p and Holm-adjusted p (family:
     every row of this table)."""
     rows = []
     for task in study.tasks:
-        for a, b in comparison_pairs(study):
+        for a, b in pairs_among(study.methods()):
             diffs = paired_differences(study, a, b, task)
             if diffs:
                 rows.append({"task": task, "a": a, "b": b, **seed_aware_difference(diffs)})

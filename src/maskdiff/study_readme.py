@@ -52,8 +52,8 @@ def study_snapshot(study: Study) -> dict:
     any_run = runs[study.base_seeds[0]]
     habits = {}
     for b, run in runs.items():
-        preset = run.results.name
-        rate = habit_rate(run.results, Path("data") / preset, run.cell["label"])
+        # results/<preset> -> data/<preset>, beside it under the same project root
+        rate = habit_rate(run.results, run.results.resolve().parent.parent / "data" / run.results.name, run.cell["label"])
         if rate is not None:
             habits[str(b)] = _r(rate)
     return {

@@ -88,8 +88,9 @@ METHOD_NAMES = {"base": "base", "sft": "SFT", "diffu_grpo": "diffu-GRPO", "mdpo"
                 "mdpo_pure_diff": "MDPO (pure-Diff rollouts)"}
 TASK_NAMES = {"countdown": "Countdown", "arithmetic": "arithmetic", "math500": "MATH-500"}
 TASK_ORDER = ("countdown", "math500", "arithmetic")
-# Paired comparisons beyond "every trainer vs base": (A, B) means A - B.
-HEAD_TO_HEAD = (("mdpo", "diffu_grpo"), ("mdpo", "mdpo_all_data"), ("mdpo", "sft"))
+# Paired comparisons beyond "every trainer vs base" (A - B): the paper's head-to-heads, and the null
+# control against the model it controls for (learning vs drift).
+HEAD_TO_HEAD = (("mdpo", "diffu_grpo"), ("mdpo", "mdpo_all_data"), ("mdpo", "sft"), ("mdpo_all_data", "mdpo_null"))
 
 
 def method_name(method: str) -> str:
@@ -258,11 +259,15 @@ def seed_table(run: Run) -> list[dict]:
     return out
 
 
-def comparison_pairs(run: Run) -> list[tuple[str, str]]:
-    """Every trainer vs the base model, then MDPO vs diffu-GRPO, MDPO-all-data and SFT."""
-    have = set(run.seeds)
-    pairs = [(m, "base") for m in run.seeds if m != "base" and "base" in have]
+def pairs_among(methods: list[str]) -> list[tuple[str, str]]:
+    """Every trainer vs the base model, then the head-to-heads (:data:`HEAD_TO_HEAD`) both sides have."""
+    have = set(methods)
+    pairs = [(m, "base") for m in methods if m != "base" and "base" in have]
     return pairs + [(a, b) for a, b in HEAD_TO_HEAD if a in have and b in have]
+
+
+def comparison_pairs(run: Run) -> list[tuple[str, str]]:
+    return pairs_among(list(run.seeds))
 
 
 @_cached
@@ -315,17 +320,21 @@ def learning_table(run: Run) -> list[dict]:
 
 @_cached
 def held_out_curves(run: Run, method: str, seed: int = 0) -> dict[str, list[dict]]:
-    """``{task: [{update, accuracy, ci_low, ci_high, n, rollout_sequences}]}`` of one seed's held-out
-    evaluations; n is the config's ``eval_problems`` (capped by the test set size)."""
+    """``{task: [{update, accuracy, ci_low, ci_high, n, rollout_sequences}]}`` of one seed's validation
+    curve; n is the number of problems the trainer logged (``eval_n/<task>``; logs without it: the
+    config's ``eval_problems``, capped by the test set's size, as they were then read from it)."""
     events = run.runs(method).get(seed, [])
     cfg = run.config(method)
     budget = {e["update"]: e.get("rollout_sequences") for e in update_events(events)}
     budget[0] = 0
     out = {}
+    evals = eval_events(events)
     for task in run.tasks:
-        n = int(cfg.get("eval_problems") or 0)
-        n = min(n, run.n_test(task)) if run.n_test(task) else n
-        points = held_out_points(eval_events(events), task, n) if n else []
+        logged = [e[f"eval_n/{task}"] for e in evals if f"eval_n/{task}" in e]
+        n = int(logged[0]) if logged else int(cfg.get("eval_problems") or 0)
+        if not logged and run.n_test(task):
+            n = min(n, run.n_test(task))
+        points = held_out_points(evals, task, n) if n else []
         for p in points:
             p["rollout_sequences"] = budget.get(p["update"])
         out[task] = points

@@ -31,13 +31,22 @@ from .errors import InputError
 TUNED_KEYS = ("lr", "warmup", "beta", "updates")
 
 
+INTEGER_KEYS = ("warmup", "updates")
+
+
 def point_name(values: dict) -> str:
-    """``{"lr": 1e-05, "warmup": 0}`` -> ``lr=1e-05,warmup=0`` (keys in TUNED_KEYS order)."""
-    return ",".join(f"{k}={_fmt(values[k])}" for k in TUNED_KEYS if k in values)
+    """``{"lr": 1e-05, "warmup": 0}`` -> ``lr=1e-05,warmup=0`` (keys in TUNED_KEYS order). Canonical:
+    rates print as floats and counts as integers whatever their YAML type, so one point has one name
+    (``beta: 0`` and ``beta: 0.0`` are the same point, trained once)."""
+    return ",".join(f"{k}={_fmt(k, values[k])}" for k in TUNED_KEYS if k in values)
 
 
-def _fmt(value) -> str:
-    return repr(float(value)) if isinstance(value, float) else str(value)
+def _fmt(key: str, value) -> str:
+    if key in INTEGER_KEYS:
+        if float(value) != int(value):
+            raise InputError(f"tuning: {key} must be a whole number of updates, got {value}")
+        return str(int(value))
+    return repr(float(value))
 
 
 def parse_point(name: str) -> dict:
@@ -48,7 +57,7 @@ def parse_point(name: str) -> dict:
         if not sep or key not in TUNED_KEYS:
             raise InputError(f"tuning point {name!r}: expected key=value pairs of {list(TUNED_KEYS)}")
         try:
-            values[key] = int(text) if key in ("warmup", "updates") else float(text)
+            values[key] = int(text) if key in INTEGER_KEYS else float(text)
         except ValueError:
             raise InputError(f"tuning point {name!r}: {key}={text!r} is not a number") from None
     return values
@@ -98,22 +107,21 @@ def select(scored: list[dict], tie_break: list[dict]) -> dict:
 
 def read_point(directory: str | Path) -> dict:
     """One trained and scored point: its values, validation scores and training-reward trend."""
+    from .io import read_jsonl
+    from .learning import finite, quarters
     from .replicates import slope
 
     directory = Path(directory)
     scores = json.loads((directory / "validation.json").read_text())
-    events = [json.loads(line) for line in (directory / "model" / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    updates = [e for e in events if e.get("event") == "update"]
-    reward = [e.get("reward_mean") for e in updates]
-    q = len(reward) // 4
-    has_reward = bool(updates) and all(r is not None for r in reward)
+    updates = [e for e in read_jsonl(directory / "model" / "metrics.jsonl") if e.get("event") == "update"]
+    reward = finite(e.get("reward_mean") for e in updates)  # SFT logs no reward
+    first, last = quarters(reward)
     mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
     return {
         "point": directory.name, "values": parse_point(directory.name), **scores,
-        "reward_first_quarter": mean(reward[:q]) if has_reward and q else math.nan,
-        "reward_last_quarter": mean(reward[-q:]) if has_reward and q else math.nan,
-        "reward_slope_per_100_updates": 100 * slope(reward) if has_reward else math.nan,
-        "reward_curve": reward if has_reward else [],
+        "reward_first_quarter": mean(first), "reward_last_quarter": mean(last),
+        "reward_slope_per_100_updates": 100 * slope(reward) if reward else math.nan,
+        "reward_curve": reward,
         "kl_last": updates[-1].get("kl") if updates else None,
         "loss_last": updates[-1].get("loss") if updates else None,
     }

@@ -45,7 +45,7 @@ else:
             model_spec=as_json(config["model"]["tiny"]),
             settings=as_json({k: v for k, v in config["pretrain"].items() if k != "seed"}),
             gen_length=config["decoding"]["gen_length"],
-            seed=config["seed"] if config["pretrain"]["seed"] is None else config["pretrain"]["seed"],
+            seed=pretrain_seed(),
             checkpoint_dir=f"{RESULTS}/checkpoints/base",
         threads: config["pretrain"]["threads"]
         priority: 100  # on the critical path: start it before the independent precision study

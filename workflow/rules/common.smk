@@ -76,6 +76,11 @@ EVAL_MODELS = ["base"] + TRAINED_MODELS
 PRECISION_OUTPUTS = [f"{RESULTS}/precision.html"] if config["precision"]["enabled"] else []
 
 
+def pretrain_seed():
+    """The base model's seed: pretrain.seed, or the config's seed when it is null."""
+    return config["seed"] if config["pretrain"]["seed"] is None else config["pretrain"]["seed"]
+
+
 def base_model_path():
     return f"{RESULTS}/models/base"
 
@@ -96,8 +101,8 @@ def default_group():
 
 
 def cell_groups(model="base"):
-    """Evaluation jobs of a model: one per (block length, steps) pair of the grid plus the default
-    cell; RL-seed replicates only the default cell."""
+    """Cell groups of a model's evaluation (each job, per task, decodes all of them): one per (block
+    length, steps) pair of the grid plus the default cell; RL-seed replicates only the default cell."""
     if split_model(model)[1]:
         return [default_group()]
     grid = config["evaluation"]["grid"]
@@ -185,6 +190,11 @@ def mining_inputs(wildcards):
 
 
 # ---- used by train.smk
+def tuned_file():
+    """The preset's tuned file as a list of inputs (none without one): training and the report read it."""
+    return [config["training"]["tuned"]] if config["training"]["tuned"] else []
+
+
 def trainer_settings(model):
     """The settings ``model`` trains with (built and checked at parse time, see validate_config)."""
     return as_json(config_json(trainer_config(config, model)))
@@ -205,8 +215,14 @@ def tuning_stage_points(model, stage, chosen):
 
 
 def trainer_seed(model):
-    """The RL seed of a model: the config's seed, plus k for the replicate <method>-s<k>."""
-    return config["seed"] + split_model(model)[1]
+    """The RL seed of a model: the config's seed, plus k for the replicate <method>-s<k>, plus 1000 per
+    step of the base model's seed away from the config's: the base-seed replicates' RL seeds are new
+    draws (prompt order, rollout noise), not the same RL seeds again, so RL seeds sit inside base seeds
+    as the study's intervals assume."""
+    return config["seed"] + split_model(model)[1] + RL_SEEDS_PER_BASE_SEED * (pretrain_seed() - config["seed"])
+
+
+RL_SEEDS_PER_BASE_SEED = 1000
 
 
 def launcher():

@@ -39,7 +39,9 @@ rule report:
         paper_table="data/reference/mdpo_paper_table1.csv",
         models=expand(f"{RESULTS}/models/{{model}}", model=TRAINED_MODELS),
         benchmarks=dag_benchmarks(),
-        code=library_code("summary.py", "learning.py", "results_readme.py", "stats.py"),
+        tuned=tuned_file(),
+        code=library_code("summary.py", "learning.py", "results_readme.py", "stats.py", "study.py", "study_readme.py",
+                          "replicates.py"),
     output:
         notebook=f"{RESULTS}/report/report.ipynb",
         html=report(f"{RESULTS}/report.html", category="Report", caption="../report/report.rst"),
@@ -47,6 +49,7 @@ rule report:
         preset=PRESET,
         results=lambda w, input: os.path.dirname(input.sweep),
         benchmarks=lambda w, input: as_json({"benchmark_files": list(input.benchmarks)}),
+        tuned=lambda w, input: f"-p tuned_file {input.tuned}" if input.tuned else "",
     resources:
         **stage_resources("report"),
     log:
@@ -59,6 +62,6 @@ rule report:
         "Rendering the report notebook to {output.html}"
     shell:
         "(papermill {input.notebook} {output.notebook} -k maskdiff --cwd . -p preset {params.preset}"
-        " -p results_dir {params.results} -p paper_table {input.paper_table} -y {params.benchmarks:q}"
+        " -p results_dir {params.results} -p paper_table {input.paper_table} -y {params.benchmarks:q} {params.tuned}"
         " && jupyter nbconvert --to html --no-input --output-dir $(dirname {output.html}) --output report {output.notebook}"
         ") > {log} 2>&1"

@@ -8,6 +8,7 @@ rule train_sft:
         base=base_model_path(),
         train=expand(f"{RESULTS}/mining/{{task}}/all_data.jsonl", task=TASKS),
         validation=validation_files(),
+        tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
         model=directory(f"{RESULTS}/models/{{sft_model}}"),
@@ -42,6 +43,7 @@ rule train_diffu_grpo:
         base=base_model_path(),
         train=expand(f"{RESULTS}/mining/{{task}}/all_data.jsonl", task=TASKS),
         validation=validation_files(),
+        tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
         model=directory(f"{RESULTS}/models/{{grpo_model}}"),
@@ -76,6 +78,7 @@ rule train_mdpo:
         base=base_model_path(),
         train=mdpo_train_data,
         validation=validation_files(),
+        tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
         model=directory(f"{RESULTS}/models/{{mdpo_model}}"),

@@ -138,7 +138,8 @@ def _main_module_hidden():
     outlasts the per-answer deadline and gets the worker killed over and over). The workers need
     nothing from ``__main__``: their target lives in this module. So ``__main__`` shows neither a
     spec nor a file while a process starts (``multiprocessing.spawn.get_preparation_data`` then
-    sends no main module)."""
+    sends no main module). Limits: a forkserver started earlier by other code of the process has
+    already imported ``__main__``; and the attributes are briefly absent for other threads too."""
     main = sys.modules.get("__main__")
     if main is None:
         yield

@@ -19,8 +19,12 @@ different numbers of tokens, handled with rank masks rather than per-row Python 
 
 ``compute_dtype="bf16"`` runs the network's forward under bfloat16 autocast (on CPUs with AMX or
 AVX512-BF16 it is faster; ``benchmarks/roofline.py`` measures it); its logits are then copied to
-float64 as in fp32 mode, so the categorical draw, the confidences and the remasking ranks keep their
-stated precision. Only the network's arithmetic changes.
+float64 as in fp32 mode, so the categorical draw, the confidences and the remasking ranks are computed
+in their stated precision -- from logits that were rounded to bfloat16 (8 bits of mantissa) by the
+network: ties between near-equal logits become more frequent (the stable ranking breaks them by
+position) and the drawn distribution is the bf16 network's. ``benchmarks/bf16_accuracy.py`` measures
+what that does to accuracy. The library's default is fp32 (the reference-equality tests); the
+pipeline's (``decoding.compute_dtype``) is bf16.
 """
 
 from __future__ import annotations

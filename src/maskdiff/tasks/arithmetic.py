@@ -49,7 +49,8 @@ def latex_number(value: Fraction) -> str:
 
 
 # The imperfect teacher's misconceptions, one per template (operands a, b, c, d): left to right
-# without precedence, parentheses dropped, fractions added and subtracted across. "a*b-c" has none.
+# without precedence (a+b*c), parentheses dropped ((a-b)*c), the fraction inverted (a/b), the whole
+# number added to the denominator (a/b+c), fractions subtracted across (a/b-c/d). "a*b-c" has none.
 _MISCONCEPTIONS = {
     "a+b*c": lambda a, b, c: (a + b) * c,
     "(a-b)*c": lambda a, b, c: a - b * c,

@@ -35,7 +35,8 @@ SPLITS = ("test", "validation", "train", "pretrain")
 def build_task(task: str, settings: dict, seed: int, out_dir: str | Path, prompt_style: str = "compact") -> dict:
     """Write ``<out_dir>/<split>.jsonl`` for one task; return its manifest entry."""
     out_dir = Path(out_dir)
-    sizes = {split: int(settings.get(f"n_{split}", 0)) for split in SPLITS}
+    sizes = {split: int(settings[f"n_{split}"]) for split in SPLITS if split != "validation"}
+    sizes["validation"] = int(settings.get("n_validation", 0))  # older settings without one: no validation split
     exclude: set = set()
     splits: dict[str, list[dict]] = {}
     if task == "countdown":

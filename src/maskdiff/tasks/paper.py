@@ -307,6 +307,9 @@ def split_validation(pool: list[dict], n_train: int | None, n_validation: int, t
         train, validation = pool[:n_train], pool[n_train:]
     else:
         validation, train = pool[:n_validation], pool[n_validation:]
+    if not train:
+        raise InputError(f"{task}: {len(pool)} eligible training rows leave none for training after the "
+                         f"{n_validation} validation rows; lower n_validation")
     if task == "countdown":
         validation = [{**r, "id": f"countdown-validation-{k:06d}"} for k, r in enumerate(validation)]
     return train, validation

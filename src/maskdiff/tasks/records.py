@@ -80,7 +80,7 @@ def read_task_records(
 ) -> list[dict]:
     """Every record of a task-record JSONL file, validated; raises InputError naming path:line (id).
 
-    ``split`` ("pretrain", "train", "test" or None) sets what is required: a ``pretrain`` file is
+    ``split`` ("pretrain", "train", "validation", "test" or None) sets what is required: a ``pretrain`` file is
     trained on its solutions, so they must be non-empty (``require_solution`` overrides, e.g. True
     for SFT). An empty file is an error unless ``allow_empty`` (a mined Answer Backslide set may
     legitimately be empty; its trainer then falls back to other prompts). Extra fields (``mining``,

@@ -292,7 +292,7 @@ def token_logps(
 def held_out_accuracy(
     setup: TrainingSetup, eval_sets: dict[str, list[dict]], cell: dict, batch_size: int, seed: int
 ) -> dict[str, float]:
-    """Accuracy per task on held-out problems at one decoding cell (for training curves), with the
+    """Accuracy per task on validation problems at one decoding cell (for training curves), with the
     problems shared out over the ranks (rank r decodes problems r, r + N, ...) and the counts summed:
     on 8 GPUs a curve point costs an eighth, and no rank idles at a barrier for the whole of it."""
     model = setup.accelerator.unwrap_model(setup.model)
@@ -311,12 +311,13 @@ def held_out_accuracy(
         if setup.world > 1:
             correct = int(setup.accelerator.reduce(torch.tensor([correct], device=setup.accelerator.device), "sum"))
         out[f"eval_accuracy/{task}"] = correct / len(records)
+        out[f"eval_n/{task}"] = len(records)  # what the curve's intervals are over
     model.train(was_training)
     return out
 
 
 def log_eval(setup: TrainingSetup, eval_sets: dict[str, list[dict]], cfg, update: int, seed: int) -> None:
-    """Held-out accuracy for the training curves: before training, every ``cfg.eval_every`` updates,
+    """Validation accuracy for the training curves: before training, every ``cfg.eval_every`` updates,
     at the end; never with ``eval_every`` 0 (every rank decodes its share; the main process logs)."""
     due = cfg.eval_every and (update in (0, cfg.updates) or update % cfg.eval_every == 0)
     if eval_sets and due:
