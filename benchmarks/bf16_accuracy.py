@@ -66,7 +66,9 @@ def main() -> None:
         print(f"{r['task']:<11} {r['n']:>5} {100 * r['fp32']:>7.1f} {100 * r['bf16']:>7.1f} {ci:>26} "
               f"{r['mcnemar_p']:>10.3g} {r['completions_differ']:>7} {r['fp32_seconds']:>7.1f} {r['bf16_seconds']:>7.1f}")
     out_path = Path(args.out or ROOT / f"benchmarks/results/bf16_accuracy_{args.preset}.json")
-    write_json(out_path, {"preset": args.preset, "model": model_dir, "cell": cell, "threads": args.threads, "rows": rows})
+    shown = Path(model_dir).resolve()
+    shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    write_json(out_path, {"preset": args.preset, "model": shown.as_posix(), "cell": cell, "threads": args.threads, "rows": rows})
     print(f"wrote {out_path}")
 
 

@@ -68,7 +68,9 @@ def forward_flops(model, batch: int, tokens: int) -> float:
 
 def load_or_build(path: str | None):
     if path and (Path(path) / "model.safetensors").is_file():
-        return load_model(path), load_tokenizer(path), path
+        shown = Path(path).resolve()
+        shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+        return load_model(path), load_tokenizer(path), shown.as_posix()
     tok = build_char_tokenizer()
     ids = token_ids(tok)
     model = build_tiny_model(TinyModelSpec(), len(tok), {"mask": ids.mask, "pad": ids.pad, "eos": ids.eos})

@@ -116,3 +116,128 @@ def test_sft_truncates_over_long_solutions_and_counts_them(tokenizer, ids):
     assert data.responses[0].tolist()[3:] == [ids.eos] * 5
     with pytest.raises(ValueError, match="long.*8"):
         build_supervised(tokenizer, records, 8, ids)
+
+
+# ---------------------------------------------------------------- issue 19: the authors' recipes
+def test_top_p_changes_which_position_is_committed_first_at_temperature_0():
+    """The released evaluation filters to the top-p nucleus before every prediction (0.95). At
+    temperature 0 the argmax is the same, but the confidence is renormalised over the nucleus.
+    Position 0 splits its mass evenly over two tokens (confidence 0.5 with or without the filter);
+    position 1 puts 0.45 on its top token and spreads 0.55 over 50 others: 0.45 unfiltered, 0.45/0.66
+    ~ 0.68 within a 0.65 nucleus. LCR commits the more confident position first."""
+    import math
+
+    toy = SimpleNamespace(mask=59, pad=59, eos=59)
+    even = torch.full((60,), -30.0)
+    even[0] = even[1] = math.log(0.5)
+    wide = torch.full((60,), -30.0)
+    wide[0], wide[1:51] = math.log(0.45), math.log(0.011)
+    first = {}
+    for top_p in (1.0, 0.65):
+        out = generate(None, torch.zeros((4, 1), dtype=torch.long), DecodeSettings(2, 2, 2, top_p=top_p), toy,
+                       forward=_scripted_forward(torch.stack([even, wide])), record_trajectory=True)
+        committed = out.trajectory.x_t[1][0]  # the state after the first step
+        first[top_p] = int((committed != toy.mask).nonzero()[0])
+        assert out.completions[0].tolist() == [0, 0]  # the argmax never changes
+    assert first == {1.0: 0, 0.65: 1}, first
+    with pytest.raises(ValueError, match="top_p"):
+        DecodeSettings(2, 2, 2, top_p=0.0)
+
+
+def test_learning_rate_schedules():
+    from maskdiff.train.schedule import warmup_lr_lambda
+
+    constant = warmup_lr_lambda(100, 10, "constant")
+    linear = warmup_lr_lambda(100, 10, "linear")
+    assert [constant(s) for s in (0, 9, 10, 99)] == [0.1, 1.0, 1.0, 1.0]
+    assert [linear(s) for s in (0, 9, 10, 55, 99)] == pytest.approx([0.1, 1.0, 1.0, 0.5, 1 / 90])
+    with pytest.raises(ValueError, match="unknown lr decay"):
+        warmup_lr_lambda(100, 10, "step")
+
+
+def test_reference_sync_moves_the_reference_towards_the_policy_and_resumes(tmp_path, tokenizer, tiny_model):
+    """diffu-GRPO as the MDPO authors re-ran it syncs its reference every 64 updates with alpha 0.6
+    (TRL's SyncRefModelCallback: ref <- alpha * policy + (1 - alpha) * ref). Off (0): the reference
+    stays the base model. A run killed after a sync resumes with the synced reference."""
+    import dataclasses
+
+    from maskdiff.io import write_jsonl
+    from maskdiff.tasks.countdown import generate_countdown
+    from maskdiff.train.common import setup_training
+    from maskdiff.train.diffu_grpo import DiffuGRPOConfig, DiffuGRPOTrainer
+
+    tiny_model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    write_jsonl(tmp_path / "train.jsonl", generate_countdown(16, seed=3, split="train"))
+    cfg = DiffuGRPOConfig(updates=2, lr=1e-2, gen_length=8, steps=4, block_length=4, prompts_per_update=2, group_size=2,
+                          checkpoint_every=1, eval_every=0, beta=0.04, temperature=1.0)
+    records = [r for r in __import__("maskdiff.io", fromlist=["read_jsonl"]).read_jsonl(tmp_path / "train.jsonl")]
+    base = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    for every in (0, 1):
+        c = dataclasses.replace(cfg, ref_sync_every=every, ref_sync_alpha=0.6)
+        setup = setup_training(str(tmp_path / "base"), tmp_path / f"ck{every}", c, c.beta)
+        trainer = DiffuGRPOTrainer(setup, c, records, 0, {})
+        policy = setup.accelerator.unwrap_model(setup.model)
+        with torch.no_grad():  # a known policy, so the mix is checkable
+            for p in policy.parameters():
+                p.add_(1.0)
+        ref_before = {k: v.clone() for k, v in setup.ref_model.state_dict().items()}
+        trainer.after_update(1)
+        for (k, ref), pol in zip(setup.ref_model.state_dict().items(), policy.state_dict().values()):
+            expected = 0.6 * pol + 0.4 * ref_before[k] if every else ref_before[k]
+            assert torch.allclose(ref, expected, atol=1e-6), k
+        if every:
+            from maskdiff.train.common import checkpoint
+
+            checkpoint(setup, 1)
+            resumed = setup_training(str(tmp_path / "base"), tmp_path / "ck1", c, c.beta)
+            assert resumed.start_update == 1
+            for (k, a), b in zip(resumed.ref_model.state_dict().items(), setup.ref_model.state_dict().values()):
+                assert torch.equal(a, b), k
+            assert not torch.equal(next(iter(resumed.ref_model.state_dict().values())), next(iter(base.values())))
+
+
+def test_mdpo_rollout_block_drawn_or_mined():
+    from maskdiff.train.configs import MDPOConfig
+    from maskdiff.train.mdpo import mined_block, rollout_settings
+
+    cfg = MDPOConfig(gen_length=16, steps=16, semi_ar_block=4, rollout_modes=("semi_ar", "pure_diff"))
+    mined = [8, None] * 4
+    drawn = [s.block_length for s in rollout_settings(cfg, 8, 0, 0, mined)]
+    assert set(drawn) <= {4, 16} and len(set(drawn)) == 2
+    reused = [s.block_length for s in rollout_settings(MDPOConfig(**{**cfg.__dict__, "rollout_block": "mined"}), 8, 0, 0, mined)]
+    assert reused[0::2] == [8] * 4 and reused[1::2] == drawn[1::2]  # prompts without a mined block: the same draws
+    assert mined_block({"mining": [{"block_length": 32}]}) == 32 and mined_block({"id": "x"}) is None
+
+
+def test_sft_max_length_cuts_prompt_plus_solution(tokenizer, ids):
+    from maskdiff.train.data import build_supervised
+
+    records = [{"id": "a", "prompt": "1,2=3", "solution": "1+2+3+4+5+6"}]
+    whole = build_supervised(tokenizer, records, 16, ids, truncate=True)
+    cut = build_supervised(tokenizer, records, 16, ids, truncate=True, max_total_length=9)
+    assert whole.truncated == 0 and cut.truncated == 1
+    n_prompt = len(cut.prompts[0])
+    kept = cut.responses[0][cut.responses[0] != ids.eos]
+    assert len(kept) == 9 - n_prompt and torch.equal(kept, whole.responses[0][: 9 - n_prompt])
+
+
+def test_math500_gold_answer_or_solution(tmp_path):
+    """The released evaluation parses MATH-500's whole solution text (first LaTeX match) as the gold;
+    the default is the answer column. A solution whose first match is an intermediate value makes
+    the two disagree on the same completion."""
+    import pandas as pd
+
+    from maskdiff.rewards import RewardSettings, math_reward
+    from maskdiff.tasks.paper import load_math500
+
+    row = {"problem": "Find x.", "solution": "First $y=2$; so x is 3.", "answer": "3",
+           "subject": "Algebra", "level": 1, "unique_id": "test/algebra/1.json"}
+    path = tmp_path / "math500.jsonl"
+    pd.DataFrame([row]).to_json(path, orient="records", lines=True)
+    by_answer = load_math500(path, cache_dir=tmp_path / "cache")[0]["answer"]
+    by_solution = load_math500(path, cache_dir=tmp_path / "cache", gold="solution")[0]["answer"]
+    released = RewardSettings(math_rule="released")
+    assert by_answer == "3" and by_solution == row["solution"]
+    assert math_reward("\\boxed{3}", by_answer, released) == 1.0
+    assert math_reward("\\boxed{3}", by_solution, released) == 0.0  # first match of the solution: y = 2

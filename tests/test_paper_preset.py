@@ -31,24 +31,29 @@ def test_paper_preset_states_the_papers_settings():
     m = trainer_config(cfg, "mdpo")
     assert (m.updates, m.lr, m.group_size, m.top_k_steps, m.temperature, m.prompts_per_update) == (100, 7e-7, 8, 8, 0.4, 16)
     assert (m.clip_eps, m.beta, m.steps, m.mu, m.gen_length, m.semi_ar_block) == (0.2, 0.02, 128, 1, 512, 128)
-    assert (m.confidence, m.kl_weight, m.step_reduction, m.step_selection) == ("tempered", "conf", "sum", "group")
+    assert (m.confidence, m.kl_weight, m.step_reduction, m.step_selection) == ("tempered", "conf", "sum", "rollout")
+    assert (m.warmup, m.rollout_block) == (0, "mined")  # HF's "constant" schedule ignores the recipe's warm-up
     assert (m.adam_betas, m.weight_decay, m.grad_clip) == ((0.9, 0.999), 0.0, 1.0)
     g = trainer_config(cfg, "diffu_grpo")
     assert (g.updates, g.lr, g.group_size, g.prompts_per_update, g.temperature, g.block_length) == (100, 3e-6, 8, 16, 0.1, 32)
-    assert (g.beta, g.clip_eps, g.p_mask_prompt, g.mu, g.steps, g.gen_length) == (0.04, 0.5, 0.15, 12, 128, 512)
-    assert (g.adam_betas, g.weight_decay, g.grad_clip, g.warmup) == ((0.9, 0.99), 0.1, 0.2, 0)
+    assert (g.beta, g.clip_eps, g.p_mask_prompt, g.mu, g.steps, g.gen_length) == (0.04, 0.5, 0.15, 1, 128, 512)
+    assert (g.adam_betas, g.weight_decay, g.grad_clip, g.warmup) == ((0.9, 0.99), 0.1, 0.2, 10)
+    assert (g.ref_sync_every, g.ref_sync_alpha) == (64, 0.6)
     f = trainer_config(cfg, "sft")
     assert (f.updates, f.lr, f.weight_decay) == (100, 1e-5, 0.1)
     # SFT data are the OpenR1 solutions (Countdown training problems have none): 5 epochs of 3000.
     assert f.updates * f.batch_size / cfg["data"]["hub"]["math500"]["n_train"] == pytest.approx(5, abs=0.1), "5 epochs"
-    assert f.response_length == 4096
+    assert (f.response_length, f.max_length, f.lr_schedule) == (1024, 1024, "linear")  # the authors' sft_llada.py
+    assert cfg["evaluation"]["top_p"] == 0.95 and cfg["data"]["hub"]["math500"]["gold"] == "solution"
     assert build(RewardSettings, cfg["rewards"], "rewards") == RewardSettings.released()
     assert cfg["rollouts"]["block_lengths"] == [32, 512] and not cfg["rollouts"]["every_block_length"]
     assert cfg["resources"]["train"]["gpu"] == 8
     assert cfg["mining"]["premined"]["math500"].endswith("answer_backslide_openr1_40k_epoch1.csv")
 
 
-SOURCE_TAGS = ("paper §", "DESIGN §", "released", "d1", "LLaDA", "project")
+# "authors'": the MDPO authors' files missing from their public repository, read in copies of it
+# (docs/fidelity_research.md names where: the diffu-GRPO recipe and trainer, the SFT script).
+SOURCE_TAGS = ("paper §", "DESIGN §", "released", "d1", "LLaDA", "project", "authors'")
 
 
 def uncited_value_lines(text: str) -> list[str]:
@@ -107,3 +112,20 @@ def test_paper_dry_run_through_the_slurm_profile():
                 assert "gpu" not in res, (rule, res)
     assert {res["gpu"] for r in ("train_sft", "train_diffu_grpo", "train_mdpo") for res in by_rule[r]} == {8}
     assert {res["gpu"] for r in ("rollout_shard", "evaluate") for res in by_rule[r]} == {1}
+
+
+def test_the_fidelity_values_table_is_what_the_presets_build(tmp_path):
+    """docs/fidelity_values.md (the preset columns of the fidelity table) is generated from the built
+    configs; a value changed in paper.yaml fails this test until the table is regenerated."""
+    import shutil
+
+    from maskdiff.fidelity import OUT, render
+
+    committed = (ROOT / OUT).read_text()
+    assert committed == render(ROOT), "run `python -m maskdiff.fidelity write`"
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    paper = tmp_path / "config/presets/paper.yaml"
+    paper.write_text(paper.read_text().replace("    lr: 7.0e-7 ", "    lr: 8.0e-7 ", 1))
+    changed = render(tmp_path)
+    assert changed != committed and "| `training.mdpo.lr` | 8e-07 |" in changed
+    assert "| `training.mdpo.lr` | 7e-07 | " in committed

@@ -44,8 +44,10 @@ def test_rehearsal_changes_only_sizes_and_sources():
         ("rollouts", "shards"), ("rollouts", "steps"), ("rollouts", "block_lengths"), ("rollouts", "batch_size"),
         ("rollouts", "threads"), ("training", "updates"), ("training", "eval_every"), ("training", "eval_problems"),
         ("training", "checkpoint_every"), ("training", "threads"), ("resources",),
-        *[("training", "sft", k) for k in ("batch_size", "micro_batch", "max_response_length")],
-        *[("training", "diffu_grpo", k) for k in ("prompts_per_update", "group_size", "steps", "block_length", "micro_batch")],
+        *[("training", "sft", k) for k in ("batch_size", "micro_batch", "max_response_length", "max_length")],
+        # warm-up and the reference sync are counts of updates: scaled with training.updates
+        *[("training", "diffu_grpo", k) for k in ("prompts_per_update", "group_size", "steps", "block_length", "micro_batch",
+                                                  "warmup", "ref_sync_every")],
         *[("training", "mdpo", k) for k in ("prompts_per_update", "group_size", "top_k_steps", "steps", "semi_ar_block",
                                             "micro_batch")],
     }

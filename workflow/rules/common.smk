@@ -123,7 +123,7 @@ def group_cells(group, model="base"):
         remaskings = [dec["remasking"]]
     return [
         {"gen_length": dec["gen_length"], "block_length": block, "steps": steps, "remasking": r, "schedule": dec["schedule"],
-         "compute_dtype": dec["compute_dtype"]}
+         "compute_dtype": dec["compute_dtype"], "top_p": config["evaluation"]["top_p"]}
         for r in remaskings
     ]
 

@@ -86,3 +86,19 @@ def token_confidence(logits: torch.Tensor, tokens: torch.Tensor, log_norm: torch
     logits = logits.to(torch.float64)
     picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return torch.exp(picked - (torch.logsumexp(logits, dim=-1) if log_norm is None else log_norm))
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering: per row, drop every token whose more probable tokens already hold more than
+    ``top_p`` of the mass (the top token always stays; Hugging Face's rule, as the released MDPO
+    evaluation's ``top_p_logits``, default 0.95), i.e. set its logit to -inf. A copy; ``top_p >= 1``
+    returns the logits unchanged."""
+    if top_p >= 1.0:
+        return logits
+    if not 0.0 < top_p:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    ordered, order = logits.sort(dim=-1, descending=True)
+    cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+    drop_sorted = (cumulative - ordered.softmax(dim=-1)) > top_p  # the mass before this token exceeds top_p (HF)
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))

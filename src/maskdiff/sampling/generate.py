@@ -37,7 +37,7 @@ import torch
 
 from ..models.forward import forward_logits, sampling_device
 from ..models.loading import TokenIds
-from .categorical import PRECISIONS, gumbel_argmax, token_confidence
+from .categorical import PRECISIONS, gumbel_argmax, token_confidence, top_p_filter
 from .schedules import SCHEDULES, transfer_counts
 
 REMASKING = ("lcr", "rcr", "random")
@@ -63,6 +63,9 @@ class DecodeSettings:
     confidence: str = "untempered"
     # Arithmetic of the network's forward: fp32, or bf16 autocast (the draw stays in ``precision``).
     compute_dtype: str = "fp32"
+    # Nucleus filtering before every prediction (released MDPO evaluation: 0.95): tokens outside the
+    # top_p mass are never predicted, and confidences are probabilities within the nucleus. 1 = off.
+    top_p: float = 1.0
 
     def __post_init__(self) -> None:
         if self.gen_length < 1 or self.block_length < 1 or self.steps < 1:
@@ -83,6 +86,8 @@ class DecodeSettings:
                 raise ValueError(f"decoding {name}={value!r} is not one of {choices}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
     @property
     def num_blocks(self) -> int:
@@ -185,6 +190,9 @@ def generate(
                 # [MASK] is never a prediction. LLaDA's generate() does not exclude it from the
                 # argmax, so it could "commit" a mask and leave a hole: the engine's one deviation.
                 logits[..., ids.mask] = float("-inf")
+            if s.top_p < 1.0:
+                logits = top_p_filter(logits, s.top_p)
+                log_norm = torch.logsumexp(logits / s.temperature if tempered else logits, dim=-1)
             gen = x[:, prompt_len:]
             masked = gen == ids.mask
             predicted = gumbel_argmax(logits, s.temperature, s.precision, generator)

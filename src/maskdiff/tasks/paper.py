@@ -139,8 +139,13 @@ def load_math500(
     limit: int | None = None,
     revision: str | None = None,
     cache_dir: str | Path | None = None,
+    gold: str = "answer",
 ) -> list[dict]:
-    """MATH-500 (columns ``problem, solution, answer, subject, level, unique_id``) in file order."""
+    """MATH-500 (columns ``problem, solution, answer, subject, level, unique_id``) in file order.
+    ``gold`` is the column the reward parses as the reference (``answer``; ``solution``: the whole
+    worked solution, whose first LaTeX match the released evaluation takes)."""
+    if gold not in ("answer", "solution"):
+        raise InputError(f"math500 gold must be 'answer' or 'solution', got {gold!r}")
     dataset = load_hf_dataset(source, split, revision, cache_dir=cache_dir)
     _require_columns(dataset, MATH500_COLUMNS, source)
     if limit is not None:
@@ -151,7 +156,7 @@ def load_math500(
             "id": _unique_id("math500", row.get("unique_id"), index, seen),
             "task": "math500",
             "prompt": math_prompt(_text(row["problem"]), prompt_style),
-            "answer": _text(row["answer"]),
+            "answer": _text(row[gold]),
             "solution": _text(row["solution"]),
             "problem": _text(row["problem"]),
         }
@@ -352,7 +357,7 @@ def build_paper_task(
         source = str(settings.get("source") or MATH500_SOURCE)
         train_source = str(settings.get("train_source") or OPENR1_SOURCE)
         revision, train_revision = settings.get("revision"), settings.get("train_revision")
-        full_test = load_math500(source, "test", prompt_style, None, revision, cache_dir)
+        full_test = load_math500(source, "test", prompt_style, None, revision, cache_dir, settings.get("gold", "answer"))
         pool = load_openr1(
             train_source, n_pool, seed, "train", bool(settings.get("require_boxed", True)), prompt_style,
             exclude_problems=[r["problem"] for r in full_test], revision=train_revision,
@@ -360,6 +365,7 @@ def build_paper_task(
         )
         test = full_test[:n_test]
         spec = {
+            "gold": settings.get("gold", "answer"),
             "require_boxed": bool(settings.get("require_boxed", True)),
             "train_config": settings.get("train_config"),
         }

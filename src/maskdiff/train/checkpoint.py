@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from ..io import atomic_dir, read_json, recover_dir, reporting_disk_full, sha256_file, write_json
 
@@ -48,12 +48,17 @@ def save_checkpoint(
     progress: dict,
     generators: dict[str, torch.Generator] | None = None,
     tokenizer=None,
+    reference: torch.nn.Module | None = None,
 ) -> None:
+    """``reference``: a reference model that changes during training (synced to the policy), saved
+    beside it so a resumed run continues with the same reference."""
     ckpt_dir = Path(ckpt_dir)
     kept = f" (the previous checkpoint in {ckpt_dir} is kept)"
     with atomic_dir(ckpt_dir) as tmp:
         with reporting_disk_full(ckpt_dir / "model.safetensors", kept):
             model.save_pretrained(tmp, safe_serialization=True)
+        if reference is not None:
+            save_reference(tmp, reference, kept)
         if tokenizer is not None:
             with reporting_disk_full(ckpt_dir / "tokenizer.json", kept):
                 tokenizer.save_pretrained(tmp)
@@ -67,6 +72,24 @@ def save_checkpoint(
             torch.save(state, tmp / "trainer_state.pt")
         with reporting_disk_full(ckpt_dir / "progress.json", kept):
             write_json(tmp / "progress.json", progress)
+
+
+REFERENCE_FILE = "reference.safetensors"
+
+
+def save_reference(directory: Path, reference: torch.nn.Module, kept: str = "") -> None:
+    state = {k: v.detach().contiguous().cpu() for k, v in reference.state_dict().items()}
+    with reporting_disk_full(directory / REFERENCE_FILE, kept):
+        save_file(state, str(directory / REFERENCE_FILE))
+
+
+def load_reference(ckpt_dir: str | Path, reference: torch.nn.Module) -> bool:
+    """Restore a checkpoint's synced reference model in place; False when the checkpoint has none."""
+    path = Path(ckpt_dir) / REFERENCE_FILE
+    if not path.is_file():
+        return False
+    reference.load_state_dict(load_file(str(path)))
+    return True
 
 
 def read_progress(ckpt_dir: str | Path, fingerprint: str | None = None) -> dict | None:

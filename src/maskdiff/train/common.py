@@ -38,7 +38,7 @@ from ..sampling.generate import settings_from_config
 from ..tasks.records import read_task_records
 from ..seeding import step_generator
 from ..settings import as_dict
-from .checkpoint import load_checkpoint, read_progress, run_fingerprint, save_checkpoint
+from .checkpoint import load_checkpoint, load_reference, read_progress, run_fingerprint, save_checkpoint, save_reference
 from .configs import TrainerConfig
 from .schedule import build_scheduler
 
@@ -122,7 +122,7 @@ def setup_training(
         ref_model = copy.deepcopy(model).eval()
         ref_model.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.adam_betas)
-    scheduler = build_scheduler(optimizer, cfg.updates, cfg.warmup, "constant", 1.0)
+    scheduler = build_scheduler(optimizer, cfg.updates, cfg.warmup, cfg.lr_schedule, cfg.lr_min_ratio)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if ref_model is not None:
         ref_model.to(accelerator.device)
@@ -140,6 +140,8 @@ def setup_training(
     start = progress["update"] if progress else 0
     if start:
         log.info("resuming from update %d (%s)", start, ckpt_dir)
+        if ref_model is not None and load_reference(ckpt_dir, ref_model):
+            log.info("the synced reference model resumes from the checkpoint too")
     metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
     metrics: JsonlLogger | NullLogger = NullLogger()
     if accelerator.is_main_process:
@@ -153,8 +155,9 @@ def setup_training(
             metrics.log(event="config", base_model=base_model, processes=accelerator.num_processes,
                         effective_grad_clip=clip, **record)
     model.train()
+    synced = ref_model is not None and getattr(cfg, "ref_sync_every", 0) > 0  # the reference changes: checkpoint it
     return TrainingSetup(accelerator, model, ref_model, tokenizer, ids, optimizer, scheduler, start, metrics, ckpt_dir,
-                         bool(opts.get("chat_template")), {"fingerprint": fingerprint}, rewards)
+                         bool(opts.get("chat_template")), {"fingerprint": fingerprint, "synced_reference": synced}, rewards)
 
 
 def _weight_files(model_dir: str) -> list[str]:
@@ -177,9 +180,12 @@ def checkpoint(setup: TrainingSetup, update: int) -> None:
         acc.wait_for_everyone()
         if setup.is_main:
             write_json(partial / "progress.json", progress)
+            if setup.extra.get("synced_reference"):
+                save_reference(partial, setup.ref_model)
             replace_dir(partial, setup.ckpt_dir)
     elif setup.is_main:
-        save_checkpoint(setup.ckpt_dir, acc.unwrap_model(setup.model), setup.optimizer, setup.scheduler, progress)
+        save_checkpoint(setup.ckpt_dir, acc.unwrap_model(setup.model), setup.optimizer, setup.scheduler, progress,
+                        reference=setup.ref_model if setup.extra.get("synced_reference") else None)
     acc.wait_for_everyone()
 
 

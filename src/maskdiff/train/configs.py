@@ -41,7 +41,11 @@ class TrainerConfig:
 
     updates: int = 100  # optimizer updates; every method gets the same number (paper: 100, Sec. 4)
     lr: float = 1e-4
-    warmup: int = 0  # linear warm-up updates, then constant
+    warmup: int = 0  # linear warm-up updates, then the lr_schedule
+    # After the warm-up: constant, linear decay to 0 at the last update (Hugging Face's "linear", the
+    # released SFT script's default), or cosine decay to lr_min_ratio.
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    lr_min_ratio: float = 0.0  # cosine's floor, a share of lr
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.99)  # d1's diffu-GRPO (0.9, 0.99); released MDPO: HF default (0.9, 0.999)
     grad_clip: float = 1.0  # max gradient norm (also applied under DeepSpeed)
@@ -58,6 +62,7 @@ class TrainerConfig:
         require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(0 <= self.warmup <= self.updates, f"warmup must be in [0, updates={self.updates}], got {self.warmup}")
+        require(0 <= self.lr_min_ratio <= 1, f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
         require(all(0 <= b < 1 for b in self.adam_betas), f"adam_betas must lie in [0, 1), got {self.adam_betas}")
@@ -79,6 +84,9 @@ class SFTConfig(TrainerConfig):
     # Response tokens trained per example: solutions are EOS-filled to this length, longer ones are
     # truncated (counted in the metrics). None = gen_length.
     max_response_length: int | None = None
+    # Prompt + solution tokens together (the released sft_llada.py's max_length, 1024): longer
+    # solutions are cut to fit (counted). None = only max_response_length applies.
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +94,7 @@ class SFTConfig(TrainerConfig):
                 f"{self.batch_size} and {self.micro_batch}")
         require(self.max_response_length is None or self.max_response_length >= 2,
                 f"max_response_length must be >= 2 (a token and an EOS), got {self.max_response_length}")
+        require(self.max_length is None or self.max_length >= 2, f"max_length must be >= 2, got {self.max_length}")
 
     @property
     def response_length(self) -> int:
@@ -109,6 +118,11 @@ class RLConfig(TrainerConfig):
     mu: int = 1  # optimizer updates per rollout batch (PPO iterations)
     micro_batch: int = 512  # sequences per forward/backward (gradient accumulation beyond)
     reward_processes: int = 0  # math-verify worker processes (0 = in-process)
+    # The reference model follows the policy every ref_sync_every updates: ref <- alpha * policy +
+    # (1 - alpha) * ref (TRL's SyncRefModelCallback, the MDPO authors' diffu-GRPO recipe: every 64,
+    # alpha 0.6). 0 = a frozen reference.
+    ref_sync_every: int = 0
+    ref_sync_alpha: float = 0.6
     # Network arithmetic of the rollouts (fp32, or bf16 autocast: faster on AMX CPUs); the draw stays fp64.
     compute_dtype: Literal["fp32", "bf16"] = "fp32"
 
@@ -121,6 +135,8 @@ class RLConfig(TrainerConfig):
         require(self.clip_eps > 0, f"clip_eps must be > 0, got {self.clip_eps}")
         require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
         require(self.reward_processes >= 0, f"reward_processes must be >= 0, got {self.reward_processes}")
+        require(self.ref_sync_every >= 0, f"ref_sync_every must be >= 0, got {self.ref_sync_every}")
+        require(0 < self.ref_sync_alpha <= 1, f"ref_sync_alpha must be in (0, 1], got {self.ref_sync_alpha}")
         require(self.checkpoint_every % self.mu == 0,
                 f"checkpoint_every ({self.checkpoint_every}) must be a multiple of mu ({self.mu}): every rollout batch "
                 "gives mu updates, and a resumed run starts at a batch boundary (the last batch may give fewer)")
@@ -169,6 +185,10 @@ class MDPOConfig(RLConfig):
     kl_weight: Literal["none", "conf", "token"] = "none"
     # Reduction over the K selected steps of a rollout: mean (the loss does not grow with K) or sum.
     step_reduction: Literal["mean", "sum"] = "mean"
+    # Block length of a rollout: drawn per rollout from rollout_modes, or, for a mined prompt, the
+    # block its Answer Backslide rollout used (the released trainer reuses the mined block: Countdown
+    # {32, 512}); prompts without one (a pre-mined set) are drawn.
+    rollout_block: Literal["drawn", "mined"] = "drawn"
     # The null-signal control (model mdpo_null): rewards permuted within each group before the
     # advantages, so the update keeps its size and randomness but carries no information.
     null_signal: bool = False

@@ -63,16 +63,24 @@ def build_supervised(
     tokenizer, records: list[dict], gen_length: int, ids: TokenIds, chat_template: bool = False, source: str = "records",
     unconditional_length: int | None = None,
     truncate: bool = False,
+    max_total_length: int | None = None,
 ) -> SupervisedBatchSource:
     """Tokenise ``prompt`` and ``solution`` of every record (and, with ``unconditional_length``,
     its whole-example form). A solution that does not fit ``gen_length`` with one EOS is an error,
     or with ``truncate`` cut to ``gen_length`` tokens (no EOS: the model learns that the answer
-    goes on, as the released SFT's max-length truncation teaches it) and counted."""
+    goes on, as the released SFT's max-length truncation teaches it) and counted. With
+    ``max_total_length`` (and ``truncate``) prompt and solution together are cut to that many tokens
+    (the released ``sft_llada.py``'s ``max_length``), the EOS fill still padding the response."""
     prompts = encode_prompts(tokenizer, [r["prompt"] for r in records], chat_template)
     responses = torch.full((len(records), gen_length), ids.eos, dtype=torch.long)
     truncated = 0
     for row, record in enumerate(records):
         solution = tokenizer(record["solution"], add_special_tokens=False)["input_ids"]
+        if truncate and max_total_length is not None and len(prompts[row]) + len(solution) > max_total_length:
+            solution, truncated = solution[: max(1, max_total_length - len(prompts[row]))], truncated + 1
+            if len(solution) < gen_length:
+                responses[row, : len(solution)] = torch.tensor(solution, dtype=torch.long)
+                continue
         if len(solution) >= gen_length:
             if not truncate:
                 raise ValueError(

@@ -134,16 +134,28 @@ def mdpo_loss(
 
 
 # ----------------------------------------------------------------------------- the trainer
-def rollout_settings(cfg: MDPOConfig, n_rows: int, seed: int, update: int) -> list[DecodeSettings]:
-    """One decoding setting per rollout: its mode (semi-AR or pure-Diff) drawn from cfg.rollout_modes."""
+def rollout_settings(cfg: MDPOConfig, n_rows: int, seed: int, update: int,
+                     mined_blocks: list[int | None] | None = None) -> list[DecodeSettings]:
+    """One decoding setting per rollout: its mode (semi-AR or pure-Diff) drawn from cfg.rollout_modes;
+    with ``rollout_block: mined``, a row whose prompt has a mined block length (``mined_blocks``, one
+    per row) uses that block instead (the draw is still made, so the other rows' draws do not move)."""
     rng = random.Random(derive_seed(seed, "mdpo-modes", update))
     remasking, rcr_score = parse_remasking(cfg.remasking)
     blocks = {"semi_ar": cfg.semi_ar_block, "pure_diff": cfg.gen_length}
+    drawn = [blocks[rng.choice(cfg.rollout_modes)] for _ in range(n_rows)]
+    if cfg.rollout_block == "mined" and mined_blocks is not None:
+        drawn = [mined if mined else block for block, mined in zip(drawn, mined_blocks)]
     return [
-        DecodeSettings(cfg.gen_length, blocks[rng.choice(cfg.rollout_modes)], cfg.steps, remasking, rcr_score,
+        DecodeSettings(cfg.gen_length, block, cfg.steps, remasking, rcr_score,
                        temperature=cfg.temperature, confidence=cfg.confidence, compute_dtype=cfg.compute_dtype)
-        for _ in range(n_rows)
+        for block in drawn
     ]
+
+
+def mined_block(record: dict) -> int | None:
+    """The block length of a mined prompt's (first) Answer Backslide rollout, if mining recorded one."""
+    mining = record.get("mining")
+    return int(mining[0]["block_length"]) if mining and mining[0].get("block_length") else None
 
 
 class MDPOTrainer(PolicyGradientTrainer):
@@ -157,7 +169,8 @@ class MDPOTrainer(PolicyGradientTrainer):
         P, G, K = min(cfg.prompts_per_update, len(self.records)), cfg.group_size, cfg.top_k_steps
         # The batch's prompts and rollout modes are drawn globally; each rank rolls out its share.
         all_prompts = sample_prompts(self.records, P, self.seed, batch_index)
-        all_settings = rollout_settings(cfg, P * G, self.seed, batch_index)
+        all_settings = rollout_settings(cfg, P * G, self.seed, batch_index,
+                                        [mined_block(all_prompts[r // G]) for r in range(P * G)])
         local = local_share(list(range(P)), setup)
         prompts = [all_prompts[p] for p in local]
         settings = [all_settings[p * G + g] for p in local for g in range(G)]

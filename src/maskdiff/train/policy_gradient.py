@@ -56,6 +56,17 @@ class PolicyGradientTrainer(Trainer):
                                               if setup.ref_model is not None else None)
         return batch
 
+    @torch.no_grad()
+    def after_update(self, update: int) -> None:
+        """Every ``ref_sync_every`` updates the frozen reference moves towards the policy (see RLConfig)."""
+        every, ref = self.cfg.ref_sync_every, self.setup.ref_model
+        if not every or ref is None or update % every:
+            return
+        alpha = self.cfg.ref_sync_alpha
+        policy = self.setup.accelerator.unwrap_model(self.setup.model)
+        for target, source in zip(ref.parameters(), policy.parameters()):
+            target.mul_(1.0 - alpha).add_(source.detach().to(target.device, target.dtype), alpha=alpha)
+
     def chunk_loss(self, batch: Batch, chunk: list[int], iteration: int):
         variant = self.input_variant(iteration)
         logp = self.logps(self.setup.model, batch, chunk, variant)

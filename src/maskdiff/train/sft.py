@@ -86,7 +86,7 @@ def train_sft(
     setup = setup_training(base_model, ckpt_dir, cfg, 0.0, model_options, {"train_records": len(records)},
                            data_files=train_files, rewards=rewards)
     data = build_supervised(setup.tokenizer, records, cfg.response_length, setup.ids, setup.chat_template,
-                            ", ".join(train_files), truncate=True)
+                            ", ".join(train_files), truncate=True, max_total_length=cfg.max_length)
     if data.truncated:
         log.warning("%d of %d reference solutions truncated to %d tokens", data.truncated, len(records), cfg.response_length)
     trainer = SFTTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems), data=data)
