@@ -36,8 +36,7 @@ REPLICATES ?= local_b1 local_b2
 replicate: venv
 	for p in $(PRESET) $(REPLICATES); do \
 	  $(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/presets/$$p.yaml || exit 1; done
-	$(BIN)/maskdiff results-snapshot --results results/$(PRESET) --replicates $(foreach p,$(REPLICATES),results/$(p)) \
-	  --tuned config/tuned/$(PRESET).json --preset $(PRESET) --out docs/results/$(PRESET).json
+	$(MAKE) readme
 
 ## Run the whole test suite (unit + integration, slow ones included).
 test: venv
@@ -64,10 +63,13 @@ push-checkpoints: venv
 pull: venv
 	$(BIN)/python -m maskdiff.dvc_stages pull $(PRESET) $(STAGES)
 
-## Regenerate the README's results section from a finished run of PRESET (README "Results").
+## Regenerate the README's generated sections: the results from the finished study of PRESET and its
+## base-seed replicates (make replicate), the measurements from the committed benchmark JSON files.
 readme: venv
-	$(BIN)/maskdiff results-snapshot --results results/$(PRESET) --preset $(PRESET) --out docs/results/$(PRESET).json
+	$(BIN)/maskdiff results-snapshot --results results/$(PRESET) --replicates $(foreach p,$(REPLICATES),results/$(p)) \
+	  --tuned config/tuned/$(PRESET).json --preset $(PRESET) --out docs/results/$(PRESET).json
 	$(BIN)/maskdiff results-readme --snapshot docs/results/$(PRESET).json --readme README.md
+	$(BIN)/maskdiff perf-readme --readme README.md
 
 bench: venv
 	$(BIN)/python benchmarks/bench_sampler.py

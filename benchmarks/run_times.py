@@ -18,14 +18,14 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"prepare_data": "data", "pretrain_base": "pretraining", "rollout_shard": "rollouts", "mine_answer_backslide": "mining",
-          "train": "training", "evaluate": "evaluation", "aggregate_sweep": "report", "report.tsv": "report",
-          "precision": "precision", "tuning": "tuning"}
+STAGES = {"prepare_data": "data", "pretrain_base": "pretraining", "fetch_base": "base model", "rollout_shard": "rollouts",
+          "mine_answer_backslide": "mining", "train": "training", "evaluate": "evaluation", "aggregate_sweep": "report",
+          "report": "report", "precision": "precision", "tuning": "tuning"}
 
 
 def stage_of(path: Path, root: Path) -> str:
-    first = path.relative_to(root).parts[0]
-    return STAGES.get(first, first.removesuffix(".tsv"))
+    first = path.relative_to(root).parts[0].removesuffix(".tsv")
+    return STAGES.get(first, first)
 
 
 def job_seconds(roots: list[Path]) -> dict[str, float]:

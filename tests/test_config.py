@@ -70,3 +70,26 @@ def test_local_preset_states_the_trainer_defaults():
     for line in preset.read_text().splitlines():
         if line.startswith("    ") and ":" in line:
             assert "#" in line and ("paper" in line), f"undocumented local value: {line.strip()}"
+
+
+def test_local_preset_trains_with_its_committed_tuned_values():
+    """The local preset reads config/tuned/local.json (the tuning stage's output): every tuned model
+    (and the null control, as MDPO-all-data's twin) trains with the chosen lr, warm-up and KL weight."""
+    import json
+
+    from maskdiff.config import load_config
+    from maskdiff.train.configs import TUNED_AS, trainer_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "config/presets/local.yaml")
+    tuned = json.loads((root / config["training"]["tuned"]).read_text())
+    assert config["training"]["tuned"] == "config/tuned/local.json"
+    for model in [*tuned["chosen"], "mdpo_null", "mdpo-s1"]:
+        chosen = tuned["chosen"].get(model) or tuned["chosen"][TUNED_AS.get(model.split("-s")[0], model.split("-s")[0])]
+        cfg = trainer_config(config, model)
+        for key in ("lr", "warmup", "beta"):
+            if key in chosen and hasattr(cfg, key):
+                assert getattr(cfg, key) == chosen[key], (model, key)
+    # The file says which run chose them, and the grid and the selection rule it chose under.
+    assert tuned["run"]["commit"] and tuned["run"]["base_weights_sha256"] and tuned["selection"]["tie_break"]
+    assert {s["name"] for s in tuned["grid"]} == {"lr", "regularisation", "budget"}
