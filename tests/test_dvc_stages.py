@@ -268,9 +268,11 @@ def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
     repro = run([DVC, "repro", "smoke-eval-base"], clone, timeout=900).stdout
     assert "Stage 'smoke-data' didn't change" in repro and "Running stage 'smoke-eval-base'" in repro, repro
     assert "Running stage 'smoke-base'" not in repro, repro
-    for target in eval_base.targets:
-        problems = target.replace(".json", ".problems.jsonl")
-        assert _sha(clone / problems) == _sha(prod / problems), problems
+    for target in eval_base.targets:  # one directory per (model, task): every cell's decoded problems
+        cells = sorted(p.relative_to(prod) for p in (prod / target).glob("*.problems.jsonl"))
+        assert cells, f"{target}: no decoded problems"
+        for problems in cells:
+            assert _sha(clone / problems) == _sha(prod / problems), problems
     assert "smoke-eval-base" in _locked(clone)
     assert planned_jobs(clone, SMOKE_ARG)["evaluate"] == n_eval - len(eval_base.targets)
     # The touch recorded provenance: a changed SFT setting reruns the SFT models (and their RL-seed
