@@ -93,3 +93,44 @@ def test_local_preset_trains_with_its_committed_tuned_values():
     # The file says which run chose them, and the grid and the selection rule it chose under.
     assert tuned["run"]["commit"] and tuned["run"]["base_weights_sha256"] and tuned["selection"]["tie_break"]
     assert {s["name"] for s in tuned["grid"]} == {"lr", "regularisation", "budget"}
+
+
+# ----------------------------------------------------------------------------- one copy of each default
+def test_every_pretrain_schema_default_is_the_dataclass_default():
+    """pretrain.* exists in the schema (documented, range-checked) and in PretrainConfig (what runs
+    from Python): the two must agree key by key (they once disagreed on steps and
+    unconditional_fraction)."""
+    import dataclasses
+
+    from maskdiff.config import load_schema
+    from maskdiff.train.pretrain import PretrainConfig
+
+    section = load_schema()["properties"]["pretrain"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(PretrainConfig)}
+    shared = set(section) & set(fields) - {"seed"}  # seed: null in the config = the config's seed
+    assert shared >= {"steps", "lr", "unconditional_fraction", "unconditional_length", "warmup_steps"}
+    for key in sorted(shared):
+        assert section[key]["default"] == fields[key], f"pretrain.{key}: schema {section[key]['default']} != {fields[key]}"
+
+
+@pytest.mark.parametrize("section, cls_name", [("model_free", "ModelFreeSettings"), ("model", "ModelStudySettings")])
+def test_precision_sections_have_one_copy_of_their_defaults(section, cls_name):
+    """The precision sections' keys come from their dataclasses: setting one key leaves every other
+    key at the dataclass default (it once left them at a different, whole-section schema copy), and a
+    key the workflow sets itself, or a typo, is an error naming it."""
+    import maskdiff.precision_settings as ps
+    from maskdiff.settings import as_dict
+
+    defaults = as_dict(getattr(ps, cls_name)())
+    key = "min_draws" if section == "model_free" else "num_unconditional"
+    cfg = validate_config({"precision": {section: {key: 7}}})
+    filled = cfg["precision"][section]
+    assert filled[key] == 7
+    workflow_set = {"seed"} | ({"gen_length", "unconditional_length", "chat_template"} if section == "model" else set())
+    assert set(filled) == set(defaults) - workflow_set
+    for name, value in filled.items():
+        assert name == key or value == defaults[name], name
+    assert validate_config({})["precision"][section] == {k: v for k, v in defaults.items() if k not in workflow_set}
+    for bad in ("seed", "min_drawz" if section == "model_free" else "num_uncond"):
+        with pytest.raises(ConfigError, match=rf"config key precision\.{section}: unknown key\(s\) \['{bad}'\]"):
+            validate_config({"precision": {section: {bad: 1}}})

@@ -1,7 +1,8 @@
 """Configuration: JSON-schema validation with defaults and errors that name the offending key.
 
 The schema (``workflow/schemas/config.schema.yaml``) is the single source of defaults: they are
-the ``local`` preset. Presets are partial YAML files merged over the defaults. Both Snakemake
+the ``local`` preset. Sections marked ``x-defaults-from`` take their keys and defaults from the
+settings dataclass they name (generated when the schema is loaded), so those exist once. Presets are partial YAML files merged over the defaults. Both Snakemake
 (``workflow/rules/common.smk``) and the tests validate through this module.
 """
 
@@ -92,8 +93,39 @@ _DefaultFilling = _with_defaults(Draft202012Validator)
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The schema, with every ``x-defaults-from`` section's keys generated from its dataclass."""
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    _generate_sections(schema)
+    return schema
+
+
+def _generate_sections(node) -> None:
+    """A section marked ``x-defaults-from: module.Class`` gets one property per field of the settings
+    dataclass, with the dataclass's default (the one copy): a preset that sets one key of it leaves
+    every other key at that default, and the filled config shows the values that run. Fields the
+    workflow sets itself (``x-set-by-workflow``) are not config keys. Types and unknown keys are
+    checked by :func:`maskdiff.settings.build`, which names the key."""
+    if isinstance(node, dict):
+        if "x-defaults-from" in node:
+            import dataclasses
+            import importlib
+
+            from .settings import as_dict
+
+            module, _, name = node["x-defaults-from"].rpartition(".")
+            cls = getattr(importlib.import_module(module), name)
+            defaults = as_dict(cls())
+            skip = set(node.get("x-set-by-workflow", []))
+            node["properties"] = {f.name: {"default": defaults[f.name]} for f in dataclasses.fields(cls)
+                                  if f.init and f.name not in skip}
+            node["additionalProperties"] = False
+            node["default"] = {}
+        for value in node.values():
+            _generate_sections(value)
+    elif isinstance(node, list):
+        for value in node:
+            _generate_sections(value)
 
 
 def _describe(error) -> str:

@@ -25,9 +25,9 @@ class ModelFreeSettings:
     steps: tuple[int, ...] = (64, 256, 1024, 4096)
     times: tuple[float, ...] = (1.0,)
     precisions: tuple[str, ...] = ("fp32", "fp64")
-    target_unmasks: int = 2000
-    min_draws: int = 1000
-    max_elements: int = 2**28
+    target_unmasks: int = 1500
+    min_draws: int = 500
+    max_elements: int = 2**27
     chunk_bytes: int = 2**29
     tail_frac: float = 0.01
     seed: int = 0
@@ -56,15 +56,15 @@ class ModelStudySettings:
     ``fhs_tokens_per_call`` lists FHS variants (1 = exact, k > 1 = parallel)."""
 
     gen_length: int = 32
-    step_multiples: tuple[int, ...] = (1, 4, 16, 64)
+    step_multiples: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
     precisions: tuple[str, ...] = ("fp32", "fp64")
-    fhs_tokens_per_call: tuple[int, ...] = (1, 4)
+    fhs_tokens_per_call: tuple[int, ...] = (1, 2, 4)
     fhs_precision: str = "fp64"
     modes: tuple[str, ...] = ("prompted", "unconditional")
-    num_unconditional: int = 64
+    num_unconditional: int = 128
     unconditional_prompt: str = "empty"  # or "eos": a single EOS token for models that need a prompt
     unconditional_length: int | None = None  # positions sampled unconditionally (None = gen_length)
-    batch_size: int = 64
+    batch_size: int = 128
     schedule: str = "linear"
     seed: int = 0
     chat_template: bool = False

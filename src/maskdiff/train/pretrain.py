@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    steps: int = 2000
+    steps: int = 3000
     batch_size: int = 128
     lr: float = 2e-3
     warmup_steps: int = 200
@@ -47,7 +47,7 @@ class PretrainConfig:
     seed: int = 0
     # Share of rows trained as whole examples (every token maskable, as in LLaDA pretraining), so
     # that unconditional samples are meaningful; 0 = every row conditional on a clean prompt.
-    unconditional_fraction: float = 0.0
+    unconditional_fraction: float = 0.1
     unconditional_length: int = 32  # tokens of a whole example (problem, space, solution, EOS fill)
 
 
