@@ -494,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Exit 2 with one log line for an input error (the message names the key,
     file or line to fix); exit 1 with the full traceback for anything else, which is a bug or an
     environment failure whose cause is deep in the stack."""
+    from .progress import quiet_library_bars
+
+    quiet_library_bars()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

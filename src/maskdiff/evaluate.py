@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from .progress import progress as progress_bar
 
 from .backslide import answer_backslide, backslide_rates
 from .batching import decode_completions, encode_prompts, prompt_batches
@@ -73,7 +73,7 @@ def decode_and_score(
     rows: list[dict | None] = [None] * len(records)
     nfe_total, decode_time = 0, 0.0
     batches = list(prompt_batches(encoded, batch_size, ids.pad, supports_padding(model)))
-    for indices, prompt_ids, attention_mask in tqdm(batches, desc=settings.label, mininterval=5, leave=False):
+    for indices, prompt_ids, attention_mask in progress_bar(batches, desc=settings.label, mininterval=5, leave=False):
         t0 = time.time()
         out = generate(model, prompt_ids, settings, ids, attention_mask, generator, record_trajectory=True)
         decode_time += time.time() - t0

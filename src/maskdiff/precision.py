@@ -70,7 +70,7 @@ import pandas as pd
 import torch
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
-from tqdm import tqdm
+from .progress import progress as progress_bar
 
 from .batching import decode_completions, encode_prompts, prompt_batches
 from .io import atomic_path
@@ -282,7 +282,7 @@ def simulate_model_free(settings: ModelFreeSettings, progress: bool = True) -> p
         (v, s, n, t, p) for v in settings.vocab_sizes for s in settings.zipf_s for n in settings.steps
         for t in settings.times for p in settings.precisions if n * t >= 1
     ]
-    rows = [simulate_row(*cell, settings) for cell in tqdm(grid, desc="model-free", disable=not progress, mininterval=5)]
+    rows = [simulate_row(*cell, settings) for cell in progress_bar(grid, desc="model-free", disable=not progress, mininterval=5)]
     return pd.DataFrame(rows)
 
 
@@ -347,7 +347,7 @@ def model_study(model, tokenizer, ids: TokenIds, records: list[dict], settings: 
     configs = {mode: s.sampler_configs(mode) for mode in s.modes}
     batches = {mode: _mode_batches(mode, tokenizer, model, ids, records, s) for mode in s.modes}
     rows = []
-    with tqdm(total=sum(len(batches[m]) * len(configs[m]) for m in s.modes), desc="precision study", mininterval=5) as bar:
+    with progress_bar(total=sum(len(batches[m]) * len(configs[m]) for m in s.modes), desc="precision study", mininterval=5) as bar:
         for mode in s.modes:
             n = len(records) if mode == "prompted" else s.num_unconditional
             length = s.length(mode)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from tqdm import tqdm
+from ..progress import progress as progress_bar
 
 from ..errors import InputError
 from ..io import JsonlLogger, atomic_dir, truncate_metrics
@@ -96,7 +96,7 @@ def pretrain(
     model.train()
     started = time.time()
     tokens_seen = 0
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain", mininterval=5)
+    bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain", mininterval=5)
     for step in bar:
         # Data and masking noise are a pure function of (seed, step): resuming is exact.
         g = step_generator(cfg.seed, "pretrain", step)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
+from ..progress import progress as progress_bar
 
 from .common import (TrainingSetup, backward, balanced_chunks, clip_and_step, end_of_update, global_mean, log_eval,
                      save_final)
@@ -72,7 +72,7 @@ class Trainer:
         update = setup.start_update
         if update == 0:
             log_eval(setup, self.eval_sets, cfg, 0, self.seed)
-        bar = tqdm(total=cfg.updates, initial=update, desc=self.name, mininterval=5, disable=not setup.is_main)
+        bar = progress_bar(total=cfg.updates, initial=update, desc=self.name, mininterval=5, disable=not setup.is_main)
         while update < cfg.updates:
             t0 = time.time()
             self.timings = {}
