@@ -4,13 +4,14 @@ Decodes every validation problem of every task (never the test set) at the prese
 with the network forward in fp32 and under bf16 autocast (the categorical draw and confidences stay
 fp64 either way), and compares the two paired per problem: accuracy of each, the difference with
 Newcombe's 95% interval, the exact McNemar p, how many completions differ, and the decode time.
-Prints a table and writes benchmarks/results/bf16_accuracy_<preset>.json.
+Prints a table and writes docs/results/bf16_accuracy_<preset>.json.
     .venv/bin/python benchmarks/bf16_accuracy.py [--preset local] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 
@@ -65,10 +66,12 @@ def main() -> None:
         ci = f"{100 * r['difference']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
         print(f"{r['task']:<11} {r['n']:>5} {100 * r['fp32']:>7.1f} {100 * r['bf16']:>7.1f} {ci:>26} "
               f"{r['mcnemar_p']:>10.3g} {r['completions_differ']:>7} {r['fp32_seconds']:>7.1f} {r['bf16_seconds']:>7.1f}")
-    out_path = Path(args.out or ROOT / f"benchmarks/results/bf16_accuracy_{args.preset}.json")
+    out_path = Path(args.out or ROOT / f"docs/results/bf16_accuracy_{args.preset}.json")
     shown = Path(model_dir).resolve()
     shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
-    write_json(out_path, {"preset": args.preset, "model": shown.as_posix(), "cell": cell, "threads": args.threads, "rows": rows})
+    sha = hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
+    write_json(out_path, {"preset": args.preset, "model": shown.as_posix(), "model_sha256": sha, "cell": cell,
+                          "threads": args.threads, "rows": rows})
     print(f"wrote {out_path}")
 
 

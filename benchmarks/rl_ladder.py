@@ -16,13 +16,14 @@ Then, at the real reward, one knob at a time: rollout temperature, learning rate
 (rollouts per update x4) and the number of updates. Runs are resumable (one JSON per run in --out-dir)
 and can be split over processes with --runs. The summary table is printed and written to --out.
     .venv/bin/python benchmarks/rl_ladder.py --base results/local/models/base --data data/local/tasks/countdown \
-        --out benchmarks/results/rl_ladder.json [--runs grpo-exact,mdpo-exact] [--threads 1]
+        --out docs/results/rl_ladder_local.json [--runs grpo-exact,mdpo-exact] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -143,7 +144,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", default="", help="comma-separated run names (default: all)")
     parser.add_argument("--out-dir", default="/tmp/rl_ladder")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/rl_ladder.json"))
+    parser.add_argument("--out", default=str(ROOT / "docs/results/rl_ladder_local.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.preset)
@@ -174,7 +175,8 @@ def main() -> None:
     for r in results:
         print(f"{r['run']:<20} {r['rollouts_per_update']:>12} {r['reward_first_quarter']:>9.3f} {r['reward_last_quarter']:>9.3f} "
               f"{r['reward_slope_per_100_updates']:>+10.3f} {r['groups_with_signal']:>7.2f} {100 * r['validation_accuracy']:>7.1f}%")
-    write_json(args.out, {"base": args.base, "data": args.data, "seed": args.seed, "updates": args.updates,
+    base_sha = hashlib.sha256((Path(args.base) / "model.safetensors").read_bytes()).hexdigest()
+    write_json(args.out, {"base": args.base, "base_sha256": base_sha, "data": args.data, "seed": args.seed, "updates": args.updates,
                           "base_validation_accuracy": base_acc, "runs": results})
     print(f"wrote {args.out}")
 

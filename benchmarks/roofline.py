@@ -10,7 +10,7 @@ Measured, per thread count (1, 2) and compute dtype (fp32, bf16 autocast):
   its time goes (sampling, scoring, reference/old log-probs, forward + backward, optimizer), read
   from the trainer's own per-update timings.
 
-Prints a table and writes benchmarks/results/roofline.json. No assertions: the README cites the JSON.
+Prints a table and writes docs/results/roofline.json. No assertions: the README cites the JSON.
     .venv/bin/python benchmarks/roofline.py [--model results/local/models/base] [--repeats 20]
 """
 
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "results/local/models/base"))
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--rl-updates", type=int, default=6, help="updates per RL timing run (the first is dropped)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/roofline.json"))
+    parser.add_argument("--out", default=str(ROOT / "docs/results/roofline.json"))
     args = parser.parse_args()
     model, tok, source = load_or_build(args.model)
     peaks, rows, rl = {}, [], []

@@ -134,3 +134,29 @@ def test_precision_sections_have_one_copy_of_their_defaults(section, cls_name):
     for bad in ("seed", "min_drawz" if section == "model_free" else "num_uncond"):
         with pytest.raises(ConfigError, match=rf"config key precision\.{section}: unknown key\(s\) \['{bad}'\]"):
             validate_config({"precision": {section: {bad: 1}}})
+
+
+def test_base_seed_replicates_change_only_the_base_model_and_what_the_study_does_not_read():
+    """config/presets/local_b*.yaml: the study's base-seed replicates (README "Results") are the
+    local preset with another pretraining seed; apart from it they may only drop work the replicated
+    comparisons do not read (grid cells, curves, the precision study, an RL seed)."""
+    import copy
+
+    root = Path(__file__).resolve().parents[1] / "config/presets"
+    local = load_config(root / "local.yaml")
+    replicates = sorted(root.glob("local_b*.yaml"))
+    assert len(replicates) >= 2
+    seeds = set()
+    for path in replicates:
+        cfg = load_config(path)
+        seeds.add(cfg["pretrain"]["seed"])
+        assert cfg["training"]["seeds"] >= 2 and cfg["evaluation"]["grid"]["remasking"] == ["lcr"]
+        same = copy.deepcopy(cfg)
+        for key, value in [("preset", "local")]:
+            same[key] = value
+        same["pretrain"]["seed"] = local["pretrain"]["seed"]
+        same["training"]["seeds"], same["training"]["eval_every"] = local["training"]["seeds"], local["training"]["eval_every"]
+        same["evaluation"]["grid"] = local["evaluation"]["grid"]
+        same["precision"]["enabled"] = local["precision"]["enabled"]
+        assert same == local, path.name
+    assert len(seeds) == len(replicates) and local["pretrain"]["seed"] not in seeds
