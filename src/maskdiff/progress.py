@@ -40,6 +40,20 @@ class PlainLines:
         self.stream.flush()
 
 
+class PlainBar(tqdm):
+    """A bar for log files: postfix and description changes wait for the next interval's line
+    instead of forcing one (a trainer sets its postfix every few steps)."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):
+        super().set_postfix_str(s, refresh=False)
+
+    def set_description(self, desc=None, refresh=True):
+        super().set_description(desc, refresh=False)
+
+
 def progress(iterable=None, *, file=None, **kwargs) -> tqdm:
     """``tqdm(iterable, **kwargs)`` on a terminal; otherwise plain lines every ``log_interval()`` s."""
     stream = file or sys.stderr
@@ -47,7 +61,7 @@ def progress(iterable=None, *, file=None, **kwargs) -> tqdm:
         return tqdm(iterable, file=stream, **kwargs)
     interval = log_interval()
     kwargs.update(mininterval=interval, maxinterval=max(interval, 10.0), ascii=True, ncols=100)
-    return tqdm(iterable, file=PlainLines(stream), **kwargs)
+    return PlainBar(iterable, file=PlainLines(stream), **kwargs)
 
 
 def quiet_library_bars() -> None:
