@@ -42,7 +42,7 @@ def render(roofline: dict, bf16: dict, times: dict) -> str:
     out.append("|---|---|---|---|")
     for t in times["targets"]:
         stages = ", ".join(f"{k} {fmt(v / 60, 1)}" for k, v in sorted(t["job_seconds"].items(), key=lambda kv: -kv[1]))
-        out.append(f"| `{t['command']}` | {t['what']} | **{fmt(t['wall_seconds'] / 60, 1)} min** | {stages} |")
+        out.append(f"| `{t['command']}` | {t['what']} | **{fmt(t['wall_seconds'] / 60, 1)} min** | {stages or 'n/a (not a DAG run)'} |")
     out.append("")
     # ---- roofline
     peaks = {(p["threads"], p["dtype"]): p["gflops"] for p in roofline["peak_gflops"]}
