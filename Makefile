@@ -22,12 +22,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 ## Run the whole DAG (default preset: local; `make run PRESET=smoke` for the quick one).
 run: venv
-	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
+	$(BIN)/maskdiff run --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
 
 ## The tuning stage (README "Tuning"): the staged grid search of PRESET's trainers on its validation
 ## split, resumable; then its choice becomes the preset's tuned file, which `make run` reads.
 tune: venv
-	$(BIN)/snakemake results/$(PRESET)/tuning/chosen.json --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
+	$(BIN)/maskdiff run results/$(PRESET)/tuning/chosen.json --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
 	mkdir -p config/tuned && cp results/$(PRESET)/tuning/chosen.json config/tuned/$(PRESET).json
 
 ## The replicated study (README "Results"): PRESET and its base-seed replicates, each a whole DAG
@@ -35,7 +35,7 @@ tune: venv
 REPLICATES ?= local_b1 local_b2
 replicate: venv
 	for p in $(PRESET) $(REPLICATES); do \
-	  $(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/presets/$$p.yaml || exit 1; done
+	  $(BIN)/maskdiff run --profile profiles/local --cores $(CORES) --configfile config/presets/$$p.yaml || exit 1; done
 	$(MAKE) readme
 
 ## Run the whole test suite (unit + integration, slow ones included).

@@ -45,4 +45,5 @@ rule all:
     input:
         rules.aggregate_sweep.output.summary,
         rules.report.output.html,
+        rules.figures.output.figures,
         PRECISION_OUTPUTS,

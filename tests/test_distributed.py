@@ -12,7 +12,6 @@ offloaded to the CPU, bf16) runs on the CPU too, with one process: checkpoints t
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
@@ -22,7 +21,7 @@ from maskdiff.io import read_jsonl, write_jsonl
 from maskdiff.models import load_model
 from maskdiff.tasks.countdown import generate_countdown
 from test_reliability_remote_code import TINY_LLADA_PINS
-from workflow_helpers import BIN, ROOT, run
+from workflow_helpers import BIN, ROOT, free_port, run
 
 pytestmark = pytest.mark.slow
 FIXTURE = "tests/fixtures/tiny_llada"
@@ -52,16 +51,10 @@ def world(tmp_path_factory):
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(world, command: str, out: str, processes: int = 2, die_after: int | None = None, check: bool = True,
             launcher: list[str] | None = None, settings: dict | None = None):
     launcher = launcher or ["--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-                            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+                            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
     cmd = [str(BIN / "accelerate"), "launch", *launcher,
            str(ROOT / "tests/parity_reward_cli.py"), command, "--base", str(world / "base"),
            "--model-options", json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)], "remote_code_sha256": TINY_LLADA_PINS}),

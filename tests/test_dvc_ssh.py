@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_helpers import BIN
+from workflow_helpers import BIN, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +60,6 @@ def _find_sshd() -> str | None:
         if cand and os.access(cand, os.X_OK):
             return cand
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _keygen(path: Path, comment: str) -> str:
@@ -142,7 +135,7 @@ def sshd(tmp_path_factory):
     log = d / "sshd.log"
     proc = None
     for _attempt in range(3):  # the free port may be taken between probing and binding
-        port = _free_port()
+        port = free_port()
         cfg = _sshd_config(d, port)
         _check_config(binary, cfg)
         log.write_text("")

@@ -31,7 +31,7 @@ import yaml
 
 from maskdiff import dvc_stages
 from maskdiff.config import load_config
-from maskdiff.train.configs import split_model, trained_models
+from maskdiff.train.configs import split_model, trained_models, trains_per_task
 from workflow_helpers import BIN, ROOT, clone_tree, copy_project, planned_jobs, project_env, run, snakemake
 
 SMOKE = "config/presets/smoke.yaml"
@@ -71,7 +71,11 @@ def test_every_preset_has_a_stage_per_shared_piece(preset_file):
         assert all(o.startswith((f"data/{p}", f"results/{p}/")) for o in s.all_outs), s.all_outs
     for m in trained:
         train = next(s for s in stages if s.name == f"{p}-train-{m}")
-        assert f"results/{p}/checkpoints/{m}.metrics.jsonl" in train.outs
+        if trains_per_task(cfg, m):  # one model per task inside models/<m>; curves inside checkpoints/<m>
+            assert train.targets == [f"results/{p}/models/{m}/{t}" for t in cfg["data"]["tasks"]]
+            assert f"results/{p}/checkpoints/{m}" in train.outs and f"results/{p}/models/{m}" in train.outs
+        else:
+            assert f"results/{p}/checkpoints/{m}.metrics.jsonl" in train.outs
         if cfg["training"]["checkpoint_every"] < cfg["training"]["updates"]:
             assert train.checkpoint == f"results/{p}/checkpoints/{m}" and train.checkpoint in train.outs
 

@@ -91,7 +91,7 @@ def test_paper_dry_run_through_the_slurm_profile():
     out = proc.stdout + proc.stderr
     table = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1].split("Reasons:", 1)[0], re.M))
     expected_counts = {"fetch_base": 1, "prepare_data": 2, "rollout_shard": 8, "mine_answer_backslide": 2,
-                       "train_sft": 1, "train_diffu_grpo": 1, "train_mdpo": 4, "evaluate": 7 * 2,
+                       "train_sft": 1, "train_diffu_grpo": 2, "train_mdpo": 4 * 2, "evaluate": 7 * 2,  # RL per task
                        "aggregate_sweep": 1, "report": 1, "all": 1}
     assert {k: int(v) for k, v in table.items() if k != "total"} == expected_counts
     assert "accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml --num_processes 8" in out

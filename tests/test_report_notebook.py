@@ -65,3 +65,41 @@ def test_report_on_a_smoke_like_run_says_na(tmp_path):
         assert section in text, section
     assert "one seed only" in text and "n/a (one run per base model: no test across runs)" in text
     assert "pre-mined" in text and "MDPO (all data)" not in text  # a model the run does not have
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium-headless-shell") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_trajectory_section_renders_in_headless_chromium(tmp_path):
+    """The report's denoising-trajectory section (a real local run's trajectories, committed as a
+    fixture) as a browser shows it: rendered to HTML by nbconvert, loaded by headless Chromium, and read
+    back from the DOM Chromium built: the section is there, with a table per case, a row per step and
+    highlighted correct predictions; an Answer Backslide case has a correct step and a wrong final answer."""
+    from bs4 import BeautifulSoup
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no headless Chromium (apt-get install chromium-headless-shell; .ci/run installs it as root)")
+    nb, text, _ = _execute(tmp_path, "tests/fixtures/report/results", "fixture")
+    assert "Denoising trajectories" in text
+    run([str(BIN / "jupyter"), "nbconvert", "--to", "html", "--no-input", "--output-dir", str(tmp_path), "--output",
+         "report", str(tmp_path / "fixture.ipynb")], ROOT)
+    html = tmp_path / "report.html"
+    proc = run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", html.as_uri()], ROOT, timeout=180)
+    dom = BeautifulSoup(proc.stdout, "html.parser")
+    section = dom.find(id="denoising-trajectories")
+    assert section is not None, proc.stdout[:2000]
+    tables = section.find_all("table", class_="trajectory")
+    fixture = json.loads((ROOT / "tests/fixtures/report/trajectories.json").read_text())
+    cases = sum(len(t["cases"]) + bool(t["remasking"]) for t in fixture["tasks"].values())
+    assert len(tables) == cases and cases >= 2
+    for table, steps in zip(tables, [len(next(iter(c["views"].values()))["steps"]) for t in fixture["tasks"].values()
+                                     for c in t["cases"]]):
+        assert len(table.find_all("tr")) == steps + 1  # the header and a row per step
+    first = tables[0]
+    assert first.find_all("td", class_="correct"), "a correct intermediate prediction is highlighted"
+    assert "Answer Backslide" in first.find("tr").get_text() and "final answer wrong" in first.find("tr").get_text()
+    assert any("rcr-max" in t.find("tr").get_text() for t in tables), "the RCR vs LCR view"

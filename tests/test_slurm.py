@@ -153,9 +153,14 @@ def test_rehearsal_dag_runs_through_sbatch(slurm_run, capsys, record_property):
     results = work / "results" / PRESET
     assert (results / "summary.csv").stat().st_size > 0
     assert "<html" in (results / "report.html").read_text(errors="replace").lower()
-    # The paper's six trainers, the remote-code base model (pinned code) and the pre-mined CSV.
-    for model in ("sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff"):
-        assert (results / "models" / model / "model.safetensors").is_file(), model
+    # The paper's six trainers, the RL ones per task (training.per_task, as the released runs), the
+    # remote-code base model (pinned code) and the pre-mined CSV. Each task's model validates on its task only.
+    for model in ("diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff"):
+        for task, other in (("math500", "countdown"), ("countdown", "math500")):
+            assert (results / "models" / model / task / "model.safetensors").is_file(), (model, task)
+            curve = (results / "models" / model / task / "metrics.jsonl").read_text()
+            assert f'"eval_n/{task}"' in curve and f'"eval_n/{other}"' not in curve, (model, task)
+    assert (results / "models/sft/model.safetensors").is_file(), "SFT: one model on both tasks"
     assert (results / "models/base/config.json").read_text().count("maskdiff_base_model") == 1
     sft_log = (results / "models/sft/metrics.jsonl").read_text()
     assert '"truncated_solutions": ' in sft_log and '"truncated_solutions": 0,' not in sft_log, "over-long solutions cut"

@@ -67,6 +67,13 @@ def test_smoke_dag_outputs(smoke_run):
     assert "Traceback" not in html
     metrics = read_json(work / "results/smoke/metrics.json")
     assert set(metrics) >= {"base", "mdpo"}
+    figures = sorted(p.name for p in (work / "results/smoke/figures").iterdir())
+    assert {"headline.svg", "steps.svg", "training_reward.svg", "validation.svg"} <= set(figures), figures
+    curves = work / "results/smoke/curves"
+    assert {p.stem for p in (curves / "train").glob("*.csv")} == {
+        "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_null", "mdpo_semi_ar", "mdpo_pure_diff",
+        "sft-s1", "diffu_grpo-s1", "mdpo-s1", "mdpo_all_data-s1", "mdpo_null-s1"}
+    assert "reward_mean" in pd.read_csv(curves / "train/mdpo.csv")
 
 
 def test_a_second_run_does_nothing(smoke_run):
@@ -136,13 +143,99 @@ def test_f_tuning_stage_selects_on_validation_and_a_new_grid_point_trains_alone(
     assert trained == [("mdpo", "lr=0.003,warmup=0,beta=0.02,updates=4"), ("sft", "lr=0.003,warmup=0,updates=4")], trained
 
 
+def test_watch_a_run_in_tensorboard(smoke_run):
+    """The README's "watch a run" command: TensorBoard serves every trainer's and the pretraining's
+    curves from results/<preset>/tracking (the default tracker of the presets)."""
+    import json
+    import subprocess
+    import time
+    import urllib.request
+
+    from workflow_helpers import free_port, project_env
+
+    runs = [f"{m}/smoke" for m in ("base", "sft", "diffu_grpo", "mdpo", "mdpo_null", "diffu_grpo-s1", "mdpo-s1")]
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", "results/smoke/tracking", "--port", str(port),
+                               "--host", "127.0.0.1"], cwd=smoke_run, env=project_env(smoke_run),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        tags, deadline = {}, time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as resp:
+                    tags = json.load(resp)
+            except OSError:
+                tags = {}
+            if set(runs) <= set(tags):
+                break
+            time.sleep(2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # A run per model (and seed), labelled <model>/<preset>; the hparams sub-runs hold no scalars.
+    assert set(runs) <= set(tags), sorted(tags)
+    assert {"train/loss", "train/reward_mean", "train/groups_with_signal", "validation/eval_accuracy/countdown"} <= set(
+        tags["mdpo/smoke"]), sorted(tags["mdpo/smoke"])
+    assert "train/loss" in tags["base/smoke"] and "train/loss" in tags["diffu_grpo-s1/smoke"]
+
+
+def test_dvc_exp_show_and_plots_diff_compare_two_runs(copy):
+    """`dvc exp show` lists the headline accuracies and `dvc plots diff` draws the training curves of two
+    smoke runs that differ in one value (evaluation.top_p: the evaluations and the report rerun)."""
+    import json
+
+    dvc, git = str(BIN / "dvc"), ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org"]
+    run(["git", "init", "-q", "-b", "main"], copy)
+    stages = [line.split()[0] for line in run([dvc, "stage", "list"], copy).stdout.splitlines()
+              if line.startswith("smoke-")]
+    run([dvc, "commit", "-f", *stages], copy, timeout=600)  # the finished smoke run is the stages' state
+    run(["git", "add", "-A"], copy)
+    run([*git, "commit", "-q", "-m", "smoke run"], copy)
+    run([dvc, "exp", "run", "-n", "nucleus", "smoke-report", "-S", "config/presets/smoke.yaml:+evaluation.top_p=0.9"],
+        copy, timeout=1500)
+
+    table = json.loads(run([dvc, "exp", "show", "--json"], copy).stdout)
+    main = next(e for e in table if e.get("name") == "main")
+    exp = next(r for group in main["experiments"] for r in group["revs"] if r.get("name") == "nucleus")
+    for data, top_p in ((main["data"], None), (exp["data"], 0.9)):
+        metrics = data["metrics"]["results/smoke/metrics.json"]["data"]
+        assert {"base", "sft", "diffu_grpo", "mdpo", "mdpo-s1"} <= set(metrics), sorted(metrics)
+        for task in ("countdown", "arithmetic"):
+            headline = metrics["base"][task]["lcr"]
+            assert 0.0 <= headline["accuracy_ci_low"] <= headline["accuracy"] <= headline["accuracy_ci_high"] <= 1.0
+        assert data["params"]["config/presets/smoke.yaml"]["data"]["evaluation"].get("top_p") == top_p
+
+    proc = run([dvc, "plots", "diff", "main", "nucleus", "--json", "--split"], copy)
+    plots = json.loads(proc.stdout)
+    assert not [e for e in plots.get("errors", []) if e["name"].startswith("smoke-")], plots["errors"][:3]
+    for name, y in (("smoke-training-reward", "reward_mean"), ("smoke-training-loss", "loss"),
+                    ("smoke-validation", "countdown")):
+        (plot,) = plots["data"][name]
+        values = plot["anchor_definitions"]["<DVC_METRIC_DATA>"]
+        assert {v["rev"] for v in values} == {"main", "nucleus"}, name
+        assert all("update" in v and y in v for v in values), (name, values[0])
+    rewards = plots["data"]["smoke-training-reward"][0]["anchor_definitions"]["<DVC_METRIC_DATA>"]
+    assert {v["filename"] for v in rewards} >= {"mdpo.csv", "diffu_grpo.csv", "mdpo-s1.csv"}
+    # training did not change between the two runs: the same curves in both revisions
+    by_rev = {rev: sorted((v["filename"], v["update"], v["reward_mean"]) for v in rewards if v["rev"] == rev)
+              for rev in ("main", "nucleus")}
+    assert by_rev["main"] == by_rev["nucleus"] and len(by_rev["main"]) >= 4 * 5
+
+
 def test_lint_is_clean(smoke_run):
     snakemake(smoke_run, "--lint")
 
 
 def test_snakemake_report(smoke_run, tmp_path):
+    """Snakemake's report holds the headline figures, the tables and the papermill report as items."""
+    import zipfile
+
     snakemake(smoke_run, *SMOKE, "--report", str(tmp_path / "report.zip"))
-    assert (tmp_path / "report.zip").stat().st_size > 10_000
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    for item in ("figures/headline.svg", "figures/steps.svg", "summary.csv", "sweep.csv", "report.html"):
+        assert any(n.endswith(item) for n in names), (item, names[:40])
+    svg = next(n for n in names if n.endswith("figures/headline.svg"))
+    assert b"<svg" in zipfile.ZipFile(tmp_path / "report.zip").read(svg)
 
 
 def test_bad_config_names_the_key(smoke_run, tmp_path):

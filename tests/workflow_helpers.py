@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml", "tests/fixtures/paper", "tests/fixtures/tiny_llada",
                  ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "Makefile", "pyproject.toml"]
 BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (for a test's own server: sshd, accelerate, TensorBoard)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def copy_project(dest: Path) -> Path:

@@ -60,13 +60,41 @@ def cmd_pretrain(args) -> None:
 
 
 def _load(args):
+    return _load_model(args.model, args.model_options)
+
+
+def _load_model(path: str, opts: dict):
+    """(model, tokenizer, token ids, chat template?) of a model directory or hub id."""
     from .models.loading import load_model, load_tokenizer, remote_code_options, token_ids
 
-    opts = args.model_options
     remote = remote_code_options(opts)
-    model = load_model(args.model, dtype=opts.get("dtype"), device="cuda" if _cuda() else None, **remote)
-    tokenizer = load_tokenizer(args.model, **remote)
+    model = load_model(path, dtype=opts.get("dtype"), device="cuda" if _cuda() else None, **remote)
+    tokenizer = load_tokenizer(path, **remote)
     return model, tokenizer, token_ids(tokenizer, model.config, opts.get("mask_token_id")), bool(opts.get("chat_template"))
+
+
+def cmd_trajectories(args) -> None:
+    from .io import write_json
+    from .sampling.generate import settings_from_config
+    from .tasks.records import read_task_records
+    from .trajectories import build_trajectories
+
+    _threads(args.threads)
+    records = {task: read_task_records(path, "validation")[: args.scan] for task, path in _eval_files(args.validation, "--validation").items()}
+    model, tokenizer, ids, chat = _load(args)
+    others: dict = {}
+    for name, path in _eval_files(args.compare, "--compare").items():
+        label, _, task = name.partition("@")  # per-task models: mdpo@countdown=models/mdpo/countdown
+        loaded = _load_model(path, args.model_options)[:3]
+        if task:
+            others.setdefault(label, {})[task] = loaded
+        else:
+            others[label] = loaded
+    doc = build_trajectories((model, tokenizer, ids), others, records, settings_from_config(args.cell), args.cases,
+                             args.seed, chat, _rewards(args))
+    write_json(args.out, doc)
+    log.info("trajectories: %s", {t: f"{len(v['cases'])} cases ({v['backslide_found']} Answer Backslide of "
+                                    f"{v['scanned']})" for t, v in doc["tasks"].items()})
 
 
 def cmd_fetch_model(args) -> None:
@@ -258,6 +286,20 @@ def cmd_precision_combine(args) -> None:
     write_precision_csv([pd.read_csv(p) for p in args.inputs], args.out)
 
 
+def cmd_curves(args) -> None:
+    from .figures import write_curves
+
+    runs = write_curves(args.models, args.out)
+    log.info("wrote the training curves of %d runs to %s", len(runs), args.out)
+
+
+def cmd_figures(args) -> None:
+    from .figures import write_figures
+
+    names = write_figures(args.summary, args.sweep, args.curves, args.out)
+    log.info("wrote %s to %s", ", ".join(names), args.out)
+
+
 def cmd_summarize(args) -> None:
     from .summary import summarize
 
@@ -270,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<subcommand>")
 
+    sub.add_parser("run", help="snakemake <arguments>, after reading its --configfile files strictly (errors with file:line)",
+                   add_help=False)
     p = sub.add_parser("prepare-data", help="generate one task's pretrain/train/test splits and manifest")
     p.add_argument("--task", required=True, choices=["countdown", "arithmetic", "math500"])
     p.add_argument("--source", default="generated", choices=["generated", "hub"], help="seeded generators or the paper's datasets")
@@ -312,6 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("trajectories", help="step-by-step denoising of a few Answer Backslide validation problems")
+    p.add_argument("--model", required=True, help="the base model (its decoding picks the cases)")
+    p.add_argument("--model-options", type=_json, default={})
+    p.add_argument("--compare", nargs="*", default=[], help="name=model dir (per task: name@task=dir), decoded on the same cases")
+    p.add_argument("--validation", nargs="+", required=True, help="task=validation JSONL")
+    p.add_argument("--cell", type=_json, required=True, help="the decoding cell (JSON, as the config's default cell)")
+    p.add_argument("--cases", type=int, default=3, help="cases per task")
+    p.add_argument("--scan", type=int, default=64, help="validation problems per task the base model decodes to find them")
+    p.add_argument("--rewards", type=_json, default={})
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, help="JSON the report draws")
+    p.set_defaults(func=cmd_trajectories)
 
     p = sub.add_parser("rollout", help="decode one shard of training prompts with per-step correctness")
     p.add_argument("--model", required=True)
@@ -410,6 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-cell", type=_json, default=None, help='e.g. {"block_length": 16, "steps": 16}')
     p.add_argument("--metrics", default=None, help="also write the headline as nested JSON metrics (DVC)")
     p.set_defaults(func=cmd_summarize)
+    p = sub.add_parser("curves", help="trained models' metrics logs as per-run CSV tables (what dvc plots draws)")
+    p.add_argument("--models", nargs="*", default=[], help="trained model directories (each with metrics.jsonl)")
+    p.add_argument("--out", required=True, help="directory: train/<run>.csv, validation/<run>.csv")
+    p.set_defaults(func=cmd_curves)
+    p = sub.add_parser("figures", help="headline figures of a run as SVG (what snakemake --report attaches)")
+    p.add_argument("--summary", required=True)
+    p.add_argument("--sweep", required=True)
+    p.add_argument("--curves", required=True, help="the directory `maskdiff curves` wrote")
+    p.add_argument("--out", required=True, help="directory of the SVG files")
+    p.set_defaults(func=cmd_figures)
     add_results_commands(sub)
     return parser
 
@@ -490,6 +558,19 @@ def _is_input_error(exc: BaseException, args) -> bool:
     return tb is not None and package in Path(tb.tb_frame.f_code.co_filename).resolve().parents
 
 
+def _run_snakemake(args: list[str]) -> int:
+    """``maskdiff run``: exit 2 with one line when a config file does not read; otherwise Snakemake
+    replaces this process."""
+    from .launch import run
+
+    try:
+        run(args)
+    except InputError as exc:
+        print(f"maskdiff run: {exc}", file=sys.stderr)
+        return 2
+    return 0  # not reached: run() execs Snakemake
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Exit 2 with one log line for an input error (the message names the key,
     file or line to fix); exit 1 with the full traceback for anything else, which is a bug or an
@@ -497,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     from .progress import quiet_library_bars
 
     quiet_library_bars()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:  # every later argument is Snakemake's, options included
+        return _run_snakemake(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -58,6 +58,9 @@ def read_yaml(path: str | Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start and mark and start.line != mark.line:  # an unclosed [ or { is found lines later
+            problem += f" ({context} at {path}:{start.line + 1}:{start.column + 1})"
         raise ConfigError(f"{where}: {problem}") from None
 
 
@@ -65,7 +68,12 @@ def check_config_files(paths) -> None:
     """Re-read the YAML files a run was configured with, strictly (Snakemake's own loader keeps the
     last of two equal keys and reports syntax errors without a line)."""
     for path in paths:
-        read_yaml(path)
+        data = read_yaml(path)
+        if data is None:
+            raise ConfigError(f"{path}: the config file is empty (it should map keys to values, e.g. `preset: local`)")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1:1: a config file maps keys to values at its top level; this one holds a "
+                              f"{type(data).__name__}")
 
 
 # ---------------------------------------------------------------- JSON schema with defaults
@@ -325,8 +333,13 @@ def check_sections(config: dict) -> None:
             raise ConfigError(f"config key training.{algorithm}: {per_update} must be a multiple of "
                               f"resources.train.gpu={gpus} (each process takes an equal share)")
     from .rewards.settings import RewardSettings
+    from .tracking import settings_from_config
 
     build(RewardSettings, config["rewards"], "rewards")
+    try:
+        settings_from_config(config["tracking"], f"results/{config['preset']}", config["preset"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     precision = config["precision"]
     if precision["enabled"]:
         build(ModelFreeSettings, precision["model_free"] | {"seed": config["seed"]}, "precision.model_free")

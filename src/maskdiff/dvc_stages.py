@@ -44,7 +44,7 @@ from pathlib import Path
 import yaml
 
 from .config import load_config
-from .train.configs import split_model, trained_models
+from .train.configs import split_model, trained_models, trains_per_task
 
 PRESETS_DIR = Path("config/presets")
 DVC_YAML = Path("dvc.yaml")
@@ -80,6 +80,7 @@ class Stage:
     metrics: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     checkpoint: str | None = None  # trainers: the resumable checkpoint directory (also in outs)
+    curve_plots: list[dict] = field(default_factory=list)  # top-level plots of dvc.yaml (report stage)
     profile: str = "profiles/local"
 
     @property
@@ -173,11 +174,16 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     accelerate += [t["tuned"]] if t["tuned"] else []  # the tuned file sets the trainers' lr, warm-up and KL weight
     for model in trained:
         ckpt = f"{R}/checkpoints/{model}" if t["checkpoint_every"] < t["updates"] else None
+        if trains_per_task(c, model):  # one job per task: models/<model>/<task>, checkpoints and curves inside <model>/
+            targets, desc = [f"{R}/models/{model}/{task}" for task in tasks], f"{model} trained per task"
+            logs = [f"{R}/checkpoints/{model}", f"{L}/train/{model}", f"{B}/train/{model}"]
+        else:
+            targets, desc = [f"{R}/models/{model}"], f"{model} trained"
+            logs = [*([ckpt] if ckpt else []), f"{R}/checkpoints/{model}.metrics.jsonl", f"{L}/train/{model}.log",
+                    f"{B}/train/{model}.tsv"]
         stages.append(stage(
-            f"train-{model}", f"{model} trained from the base model (+ its last checkpoint, resumable)",
-            [f"{R}/models/{model}"], CODE + accelerate + [D, f"{R}/models/base", f"{R}/mining"],
-            [f"{R}/models/{model}", *([ckpt] if ckpt else []), f"{R}/checkpoints/{model}.metrics.jsonl",
-             f"{L}/train/{model}.log", f"{B}/train/{model}.tsv"],
+            f"train-{model}", f"{desc} from the base model (+ its last checkpoint, resumable)",
+            targets, CODE + accelerate + [D, f"{R}/models/base", f"{R}/mining"], [f"{R}/models/{model}", *logs],
             [name("data"), name("base"), name("mining")], checkpoint=ckpt))
     # ---- evaluation, one stage per model
     for model in ["base", *trained]:
@@ -192,14 +198,17 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     upstream_stages = list(stages)
     benchmarks = [o for s in upstream_stages for o in s.outs if o.startswith(f"{B}/")]
     stages.append(stage(
-        "report", "sweep/summary tables, metrics and the papermill report",
-        [f"{R}/summary.csv", f"{R}/report.html"],
+        "report", "sweep/summary tables, metrics, training curves, figures and the papermill report",
+        [f"{R}/summary.csv", f"{R}/report.html", f"{R}/figures"],
         CODE + ["notebooks/report.ipynb", "data/reference/mdpo_paper_table1.csv"]
         + [f"{R}/eval/{m}" for m in ["base", *trained]] + [f"{R}/models/{m}" for m in trained]
         + [f"{R}/mining"] + ([f"{R}/rollouts"] if rollout_tasks else []) + benchmarks,
-        [f"{R}/summary.csv", f"{R}/report/report.ipynb", f"{R}/report.html", f"{L}/aggregate_sweep.log",
-         f"{L}/report.log", f"{B}/aggregate_sweep.tsv", f"{B}/report.tsv"],
-        [s.name for s in upstream_stages], metrics=[f"{R}/metrics.json"], plots=[f"{R}/sweep.csv"]))
+        [f"{R}/summary.csv", f"{R}/report/report.ipynb", f"{R}/report.html", f"{R}/curves", f"{R}/figures",
+         f"{R}/trajectories.json", f"{L}/aggregate_sweep.log", f"{L}/report.log", f"{L}/training_curves.log",
+         f"{L}/figures.log", f"{L}/trajectories.log", f"{B}/aggregate_sweep.tsv", f"{B}/report.tsv",
+         f"{B}/training_curves.tsv", f"{B}/figures.tsv", f"{B}/trajectories.tsv"],
+        [s.name for s in upstream_stages], metrics=[f"{R}/metrics.json"], plots=[f"{R}/sweep.csv"],
+        curve_plots=curve_plots(c, trained)))
     # ---- precision / FHS study (its own branch of the DAG, from the base model)
     if c["precision"]["enabled"]:
         stages.append(stage(
@@ -209,6 +218,28 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
              f"{L}/precision", f"{B}/precision"],
             [name("data"), name("base")]))
     return stages
+
+
+def curve_plots(c: dict, trained: list[str]) -> list[dict]:
+    """``dvc plots diff`` definitions of the training curves (maskdiff.figures writes the tables):
+    the training reward of the RL runs, every run's training loss, the validation curves of seed 0."""
+    p, R, tasks = c["preset"], f"results/{c['preset']}", list(c["data"]["tasks"])
+    runs = [(m, t) for m in trained for t in (tasks if trains_per_task(c, m) else [None])]
+
+    def name(model, task):
+        return f"{model}/{task}" if task else model
+
+    reward = {f"{R}/curves/train/{name(m, t)}.csv": "reward_mean" for m, t in runs if split_model(m)[0] != "sft"}
+    loss = {f"{R}/curves/train/{name(m, t)}.csv": "loss" for m, t in runs}
+    validation = {f"{R}/curves/validation/{name(m, t)}.csv": [t] if t else tasks
+                  for m, t in runs if not split_model(m)[1]} if c["training"]["eval_every"] else {}
+    plots = []
+    for key, y, title in (("training-reward", reward, "training reward (mean of each update's rollouts)"),
+                          ("training-loss", loss, "training loss"),
+                          ("validation", validation, "validation accuracy during training")):
+        if y:
+            plots.append({f"{p}-{key}": {"title": f"{p}: {title}", "template": "linear", "x": "update", "y": y}})
+    return plots
 
 
 def all_stages(root: Path = Path(".")) -> list[Stage]:
@@ -264,7 +295,11 @@ def _entry(s: Stage) -> dict:
 
 
 def render(stages: list[Stage]) -> str:
-    body = yaml.safe_dump({"stages": {s.name: _entry(s) for s in stages}}, sort_keys=False, width=120)
+    document = {"stages": {s.name: _entry(s) for s in stages}}
+    plots = [plot for s in stages for plot in s.curve_plots]
+    if plots:
+        document["plots"] = plots
+    body = yaml.safe_dump(document, sort_keys=False, width=120)
     return HEADER + body.replace(": null\n", ":\n")
 
 

@@ -22,9 +22,11 @@ OUT = Path("docs/fidelity_values.md")
 PRESETS = ("paper", "local")
 SECTIONS = ("data", "decoding", "evaluation", "rollouts", "mining", "rewards")
 TRAINERS = ("sft", "diffu_grpo", "mdpo")
+# The study's structure: which models, on which tasks, how many RL seeds.
+TRAINING_KEYS = ("models", "per_task", "ablation", "seeds")
 SKIP = {"data.hub", "data.countdown", "data.arithmetic", "rewards.answer_timeout_s", "rewards.batch_timeout_s",
         "evaluation.threads", "rollouts.threads", "evaluation.batch_size", "rollouts.batch_size", "rollouts.shards",
-        "evaluation.reward_processes"}
+        "evaluation.reward_processes", "evaluation.trajectory_cases", "evaluation.trajectory_scan"}
 
 
 def _flat(value, prefix: str) -> dict[str, object]:
@@ -45,6 +47,8 @@ def preset_values(config: dict) -> dict[str, object]:
     for task in config["data"]["tasks"]:
         source = config["data"]["hub"].get(task, {}) if config["data"]["source"] == "hub" else config["data"].get(task, {})
         values |= _flat(source, f"data.{config['data']['source']}.{task}")
+    t = config["training"]
+    values |= {f"training.{key}": t[key] for key in TRAINING_KEYS}
     for name in TRAINERS:
         cfg = as_dict(trainer_config(config, name))
         cfg.pop("eval_cell", None)

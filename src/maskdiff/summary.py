@@ -97,13 +97,16 @@ def method_name(method: str) -> str:
     """Display name; a difference "a - b" names both."""
     if " - " in method:
         return " - ".join(method_name(m) for m in method.split(" - "))
+    if method.endswith("]") and "[" in method:  # a per-task training run, mdpo[countdown]
+        base, task = method[:-1].split("[", 1)
+        return f"{method_name(base)} ({task})"
     return METHOD_NAMES.get(method, method)
 
 
 def ordered(methods) -> list[str]:
     """Methods in the paper's order (base, SFT, diffu-GRPO, MDPO, ...), unknown ones last."""
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(set(methods), key=lambda m: (rank.get(m, len(rank)), m))
+    return sorted(set(methods), key=lambda m: (rank.get(m.split("[")[0], len(rank)), m))  # mdpo[countdown]: as mdpo
 
 
 @dataclass
@@ -180,12 +183,23 @@ def default_remasking(summary: pd.DataFrame) -> str:
 
 def read_training_logs(results: str | Path) -> dict[str, list[dict]]:
     """Every trained model's metrics events (``models/<model>/metrics.jsonl``; the base model's
-    pretraining log is left out)."""
+    pretraining log is left out). A model trained per task (``models/<model>/<task>/metrics.jsonl``,
+    training.per_task) is one run per task, keyed ``<method>[<task>]`` with the model's seed suffix:
+    ``mdpo-s1/countdown`` -> ``mdpo[countdown]-s1``."""
     logs = {}
-    for path in sorted(Path(results).glob("models/*/metrics.jsonl")):
+    results = Path(results)
+    for path in sorted(results.glob("models/*/metrics.jsonl")):
         if path.parent.name != "base":
             logs[path.parent.name] = read_jsonl(path)
+    for path in sorted(results.glob("models/*/*/metrics.jsonl")):
+        method, seed = split_model(path.parent.parent.name)
+        logs[per_task_method(method, path.parent.name) + (f"-s{seed}" if seed else "")] = read_jsonl(path)
     return logs
+
+
+def per_task_method(method: str, task: str) -> str:
+    """The name under which a per-task model's training run is reported (``mdpo[countdown]``)."""
+    return f"{method}[{task}]"
 
 
 def load_run(results: str | Path) -> Run:

@@ -8,8 +8,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from maskdiff.config import check_config_files, resolve_extends, validate_config  # noqa: E402
 from maskdiff.train.configs import (  # noqa: E402
-    ALL_DATA_MODELS, TRAINERS, config_from_json, config_json, split_model, trained_models, trainer_config)
+    ALL_DATA_MODELS, TRAINERS, config_from_json, config_json, split_model, trained_models, trainer_config,
+    trains_per_task)
 from maskdiff.tuning import TUNED_KEYS, parse_point, point_name, stage_points  # noqa: E402
+from maskdiff.tracking import ENV as TRACKING_ENV, settings_from_config  # noqa: E402
 
 # Stop here, before any job, on anything the jobs would trip over: the config files read strictly
 # (duplicate keys, YAML errors with their line), then the schema, the cross-field rules and every
@@ -32,6 +34,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PRESET = config["preset"]
 DATA = f"data/{PRESET}"
 RESULTS = f"results/{PRESET}"
+# Trackers of the training curves (config `tracking`), passed to the jobs through the environment and
+# not as a parameter of the rules: turning TensorBoard on or off reruns nothing (maskdiff.tracking).
+os.environ[TRACKING_ENV] = settings_from_config(config["tracking"], RESULTS, PRESET).to_env()
 LOGS = f"{RESULTS}/logs"
 TASKS = config["data"]["tasks"]
 SPLITS = ["pretrain", "train", "validation", "test"]
@@ -73,6 +78,13 @@ TRAINED_MODELS = trained_models(config)
 EVAL_MODELS = ["base"] + TRAINED_MODELS
 
 
+def per_task(model):
+    """training.per_task names the model's algorithm: one model per task (models/<model>/<task>),
+    trained on that task's prompts and evaluated on that task, as each released MDPO run is;
+    otherwise one model on every task (models/<model>)."""
+    return trains_per_task(config, model)
+
+
 PRECISION_OUTPUTS = [f"{RESULTS}/precision.html"] if config["precision"]["enabled"] else []
 
 
@@ -86,7 +98,27 @@ def base_model_path():
 
 
 def model_dir(wildcards):
+    """The model an evaluation job decodes: the base model, or the trained model of that task."""
+    if wildcards.model != "base" and per_task(wildcards.model):
+        return f"{RESULTS}/models/{wildcards.model}/{wildcards.task}"
     return f"{RESULTS}/models/{wildcards.model}"
+
+
+def per_run(prefix, wildcard, algorithm, suffix=""):
+    """A training rule's path pattern: <prefix>/{<wildcard>}[/{task}]<suffix> ({task} when
+    training.per_task names the algorithm: one job per model and task)."""
+    parts = [prefix, f"{{{wildcard}}}", *(["{task}"] if per_task(algorithm) else [])]
+    return f"{os.path.join(*parts)}{suffix}"
+
+
+def trained_runs():
+    """(model, task) of every training job; task None for a model trained on every task."""
+    return [(m, t) for m in TRAINED_MODELS for t in (TASKS if per_task(m) else [None])]
+
+
+def trained_model_dirs():
+    """Every trained model's directory (per task: one per model and task)."""
+    return [os.path.join(RESULTS, "models", m, *([t] if t else [])) for m, t in trained_runs()]
 
 
 def default_cell():
@@ -240,34 +272,64 @@ TRAIN_CODE = library_code(
 )
 
 
-def validation_files():
-    """The validation split of every task: what training curves (and the tuning stage) read. No
+def train_tasks(wildcards=None):
+    """The tasks a training job reads: its own task (training.per_task), else every task."""
+    task = getattr(wildcards, "task", None) if wildcards is not None else None
+    return [task] if task else TASKS
+
+
+def validation_files(wildcards=None):
+    """The validation split of the job's tasks: what training curves (and the tuning stage) read. No
     training-time job reads a test file: the test set is read once per model, by `evaluate`."""
-    return [f"{DATA}/tasks/{task}/validation.jsonl" for task in TASKS]
+    return [f"{DATA}/tasks/{task}/validation.jsonl" for task in train_tasks(wildcards)]
 
 
-def eval_args():
-    return " ".join(f"{task}={path}" for task, path in zip(TASKS, validation_files()))
+def eval_args(wildcards=None):
+    return " ".join(f"{task}={path}" for task, path in zip(train_tasks(wildcards), validation_files(wildcards)))
+
+
+def train_data(name):
+    """Input function: the mined set ``name`` (all_data / answer_backslide) of the job's tasks."""
+
+    def files(wildcards):
+        return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=train_tasks(wildcards))
+
+    return files
 
 
 def mdpo_train_data(wildcards):
     name = "all_data" if split_model(wildcards.mdpo_model)[0] in ALL_DATA_MODELS else "answer_backslide"
-    return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=TASKS)
+    return train_data(name)(wildcards)
 
 
-def mdpo_fallback(model):
+def checkpoint_dir(wildcards, model):
+    task = [wildcards.task] if per_task(model) else []
+    return os.path.join(RESULTS, "checkpoints", model, *task)
+
+
+def mdpo_fallback(wildcards):
     """Only with mining.fallback_to_all_data, for MDPO on the mined set: all prompts when the mined
     set turns out empty."""
-    method = split_model(model)[0]
+    method = split_model(wildcards.mdpo_model)[0]
     if not config["mining"]["fallback_to_all_data"] or TRAINERS[method] != "mdpo" or method in ALL_DATA_MODELS:
         return ""
-    return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in TASKS)
+    return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in train_tasks(wildcards))
 
 
 # ---- used by report.smk
 def eval_outputs(models=None):
     """The evaluation directories (one per model and task; a JSON per cell group inside)."""
     return [f"{RESULTS}/eval/{model}/{task}" for model in models or EVAL_MODELS for task in TASKS]
+
+
+def trajectory_models(wildcards=None):
+    """The trained models whose trajectories the report shows next to the base model's: MDPO (per
+    task: one per task), when the preset trains it."""
+    if "mdpo" not in TRAINED_MODELS:
+        return {}
+    if per_task("mdpo"):
+        return {f"mdpo@{task}": f"{RESULTS}/models/mdpo/{task}" for task in TASKS}
+    return {"mdpo": f"{RESULTS}/models/mdpo"}
 
 
 def dag_benchmarks():
@@ -278,7 +340,7 @@ def dag_benchmarks():
     n = config["rollouts"]["shards"]
     files += [f"{b}/rollout_shard/{task}/{i}-of-{n}.tsv" for task in ROLLOUT_TASKS for i in range(1, n + 1)]
     files += [f"{b}/mine_answer_backslide/{task}.tsv" for task in TASKS]
-    files += [f"{b}/train/{model}.tsv" for model in TRAINED_MODELS]
+    files += [f"{b}/train/{m}/{t}.tsv" if t else f"{b}/train/{m}.tsv" for m, t in trained_runs()]
     files += [f"{b}/evaluate/{m}/{t}.tsv" for m in EVAL_MODELS for t in TASKS]
     return files + [f"{b}/aggregate_sweep.tsv"]
 

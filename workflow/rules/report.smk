@@ -30,6 +30,41 @@ rule aggregate_sweep:
         " --default-cell {params.default_cell:q} --metrics {output.metrics} > {log} 2>&1"
 
 
+rule trajectories:
+    input:
+        unpack(trajectory_models),
+        base=base_model_path(),
+        validation=validation_files(),
+        code=library_code("trajectories.py", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py",
+                          "tasks/__init__.py"),
+    output:
+        f"{RESULTS}/trajectories.json",
+    params:
+        compare=lambda w, input: " ".join(f"{name}={input[name]}" for name in trajectory_models()),
+        validation=eval_args(),
+        cell=as_json(default_cell()),
+        model_options=model_options(),
+        rewards=reward_settings(),
+        cases=config["evaluation"]["trajectory_cases"],
+        scan=config["evaluation"]["trajectory_scan"],
+        seed=config["seed"],
+    threads: config["evaluation"]["threads"]
+    resources:
+        **stage_resources("evaluate"),
+    log:
+        f"{LOGS}/trajectories.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/trajectories.tsv"
+    conda:
+        CONDA_ENV
+    message:
+        "Denoising trajectories of Answer Backslide validation problems (base model vs MDPO; RCR vs LCR)"
+    shell:
+        "maskdiff trajectories --model {input.base} --model-options {params.model_options:q} --compare {params.compare}"
+        " --validation {params.validation} --cell {params.cell:q} --cases {params.cases} --scan {params.scan}"
+        " --rewards {params.rewards:q} --seed {params.seed} --threads {threads} --out {output} > {log} 2>&1"
+
+
 rule report:
     input:
         notebook="notebooks/report.ipynb",
@@ -37,9 +72,10 @@ rule report:
         mining=expand(f"{RESULTS}/mining/{{task}}/stats.json", task=TASKS),
         rollouts=[shard for task in ROLLOUT_TASKS for shard in rollout_shards(task)],
         paper_table="data/reference/mdpo_paper_table1.csv",
-        models=expand(f"{RESULTS}/models/{{model}}", model=TRAINED_MODELS),
+        models=trained_model_dirs(),
         benchmarks=dag_benchmarks(),
         tuned=tuned_file(),
+        trajectories=rules.trajectories.output[0],
         code=library_code("summary.py", "learning.py", "results_readme.py", "stats.py", "study.py", "study_readme.py",
                           "replicates.py"),
     output:
@@ -50,6 +86,7 @@ rule report:
         results=lambda w, input: os.path.dirname(input.sweep),
         benchmarks=lambda w, input: as_json({"benchmark_files": list(input.benchmarks)}),
         tuned=lambda w, input: f"-p tuned_file {input.tuned}" if input.tuned else "",
+        trajectories=lambda w, input: f"-p trajectories_file {input.trajectories}",
     resources:
         **stage_resources("report"),
     log:
@@ -63,5 +100,50 @@ rule report:
     shell:
         "(papermill {input.notebook} {output.notebook} -k maskdiff --cwd . -p preset {params.preset}"
         " -p results_dir {params.results} -p paper_table {input.paper_table} -y {params.benchmarks:q} {params.tuned}"
+        " {params.trajectories}"
         " && jupyter nbconvert --to html --no-input --output-dir $(dirname {output.html}) --output report {output.notebook}"
         ") > {log} 2>&1"
+
+
+rule training_curves:
+    input:
+        models=trained_model_dirs(),
+        code=library_code("figures.py"),
+    output:
+        curves=directory(f"{RESULTS}/curves"),
+    resources:
+        **stage_resources("report"),
+    log:
+        f"{LOGS}/training_curves.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/training_curves.tsv"
+    conda:
+        CONDA_ENV
+    message:
+        "Training curves of every trained model as tables (what dvc plots diff draws)"
+    shell:
+        "maskdiff curves --models {input.models} --out {output.curves} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        summary=rules.aggregate_sweep.output.summary,
+        sweep=rules.aggregate_sweep.output.sweep,
+        curves=rules.training_curves.output.curves,
+        code=library_code("figures.py", "learning.py"),
+    output:
+        figures=report(directory(f"{RESULTS}/figures"), patterns=["{name}.svg"], category="Figures",
+                       caption="../report/figures.rst"),
+    resources:
+        **stage_resources("report"),
+    log:
+        f"{LOGS}/figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures.tsv"
+    conda:
+        CONDA_ENV
+    message:
+        "Headline figures (what snakemake --report attaches)"
+    shell:
+        "maskdiff figures --summary {input.summary} --sweep {input.sweep} --curves {input.curves} --out {output.figures}"
+        " > {log} 2>&1"

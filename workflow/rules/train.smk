@@ -6,28 +6,28 @@
 rule train_sft:
     input:
         base=base_model_path(),
-        train=expand(f"{RESULTS}/mining/{{task}}/all_data.jsonl", task=TASKS),
-        validation=validation_files(),
+        train=train_data("all_data"),
+        validation=validation_files,
         tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
-        model=directory(f"{RESULTS}/models/{{sft_model}}"),
+        model=directory(per_run(f"{RESULTS}/models", "sft_model", "sft")),
     params:
         settings=lambda w: trainer_settings(w.sft_model),
         model_options=model_options(),
         rewards=reward_settings(),
-        eval=eval_args(),
+        eval=eval_args,
         launcher=launcher(),
         seed=lambda w: trainer_seed(w.sft_model),
-        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.sft_model}",
+        checkpoint_dir=lambda w: checkpoint_dir(w, w.sft_model),
     threads: config["training"]["threads"]
     priority: 50
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/train/{{sft_model}}.log",
+        per_run(f"{LOGS}/train", "sft_model", "sft", ".log"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{sft_model}}.tsv"
+        per_run(f"{RESULTS}/benchmarks/train", "sft_model", "sft", ".tsv")
     conda:
         CONDA_ENV
     message:
@@ -41,28 +41,28 @@ rule train_sft:
 rule train_diffu_grpo:
     input:
         base=base_model_path(),
-        train=expand(f"{RESULTS}/mining/{{task}}/all_data.jsonl", task=TASKS),
-        validation=validation_files(),
+        train=train_data("all_data"),
+        validation=validation_files,
         tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
-        model=directory(f"{RESULTS}/models/{{grpo_model}}"),
+        model=directory(per_run(f"{RESULTS}/models", "grpo_model", "diffu_grpo")),
     params:
         settings=lambda w: trainer_settings(w.grpo_model),
         model_options=model_options(),
         rewards=reward_settings(),
-        eval=eval_args(),
+        eval=eval_args,
         launcher=launcher(),
         seed=lambda w: trainer_seed(w.grpo_model),
-        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.grpo_model}",
+        checkpoint_dir=lambda w: checkpoint_dir(w, w.grpo_model),
     threads: config["training"]["threads"]
     priority: 50
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/train/{{grpo_model}}.log",
+        per_run(f"{LOGS}/train", "grpo_model", "diffu_grpo", ".log"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{grpo_model}}.tsv"
+        per_run(f"{RESULTS}/benchmarks/train", "grpo_model", "diffu_grpo", ".tsv")
     conda:
         CONDA_ENV
     message:
@@ -77,28 +77,28 @@ rule train_mdpo:
     input:
         base=base_model_path(),
         train=mdpo_train_data,
-        validation=validation_files(),
+        validation=validation_files,
         tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
-        model=directory(f"{RESULTS}/models/{{mdpo_model}}"),
+        model=directory(per_run(f"{RESULTS}/models", "mdpo_model", "mdpo")),
     params:
         settings=lambda w: trainer_settings(w.mdpo_model),
         model_options=model_options(),
         rewards=reward_settings(),
-        eval=eval_args(),
+        eval=eval_args,
         launcher=launcher(),
         seed=lambda w: trainer_seed(w.mdpo_model),
-        checkpoint_dir=lambda w: f"{RESULTS}/checkpoints/{w.mdpo_model}",
-        fallback=lambda w: mdpo_fallback(w.mdpo_model),
+        checkpoint_dir=lambda w: checkpoint_dir(w, w.mdpo_model),
+        fallback=mdpo_fallback,
     threads: config["training"]["threads"]
     priority: 50
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/train/{{mdpo_model}}.log",
+        per_run(f"{LOGS}/train", "mdpo_model", "mdpo", ".log"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{mdpo_model}}.tsv"
+        per_run(f"{RESULTS}/benchmarks/train", "mdpo_model", "mdpo", ".tsv")
     conda:
         CONDA_ENV
     message:

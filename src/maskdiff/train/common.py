@@ -36,6 +36,7 @@ from ..models.loading import TokenIds, load_model, load_tokenizer, remote_code_o
 from ..rewards import RewardSettings
 from ..sampling.generate import settings_from_config
 from ..tasks.records import read_task_records
+from ..tracking import TrackedMetrics, accelerator_kwargs, run_name, settings_from_env
 from ..seeding import step_generator
 from ..settings import as_dict
 from .checkpoint import load_checkpoint, load_reference, read_progress, run_fingerprint, save_checkpoint, save_reference
@@ -56,7 +57,7 @@ class TrainingSetup:
     optimizer: torch.optim.Optimizer
     scheduler: object
     start_update: int
-    metrics: JsonlLogger | NullLogger
+    metrics: TrackedMetrics | NullLogger  # metrics.jsonl (and the trackers) on the main process
     ckpt_dir: Path
     chat_template: bool = False
     extra: dict = field(default_factory=dict)
@@ -97,8 +98,10 @@ def setup_training(
     deepspeed_launch = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     # A held-out curve point or a checkpoint of an 8B model can keep ranks apart for a while: allow
     # two hours at a collective instead of the default (10-30 min) before a rank is declared dead.
+    tracking, run = settings_from_env(), run_name(ckpt_dir)
     accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch, mixed_precision=cfg.mixed_precision,
-                              kwargs_handlers=[InitProcessGroupKwargs(timeout=datetime.timedelta(hours=2))])
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=datetime.timedelta(hours=2))],
+                              **accelerator_kwargs(tracking, run))
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() != accelerator.num_processes:
         # Every rank would then believe it is the main process and write the same files.
@@ -143,13 +146,15 @@ def setup_training(
         if ref_model is not None and load_reference(ckpt_dir, ref_model):
             log.info("the synced reference model resumes from the checkpoint too")
     metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
-    metrics: JsonlLogger | NullLogger = NullLogger()
+    metrics: TrackedMetrics | NullLogger = NullLogger()
     if accelerator.is_main_process:
         if start == 0 and metrics_path.exists():
             metrics_path.unlink()  # a stale log from a run that never checkpointed
         if start:
             truncate_metrics(metrics_path, start)
-        metrics = JsonlLogger(metrics_path, append=start > 0)
+        metrics = TrackedMetrics(JsonlLogger(metrics_path, append=start > 0), accelerator, tracking, run,
+                                 {"base_model": base_model, "processes": accelerator.num_processes, **record}, "update",
+                                 fresh=start == 0)
         if start == 0:
             clip = model.gradient_clipping() if deepspeed else cfg.grad_clip
             metrics.log(event="config", base_model=base_model, processes=accelerator.num_processes,

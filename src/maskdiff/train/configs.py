@@ -227,6 +227,13 @@ def trained_models(config: dict) -> list[str]:
     return models + [f"{m}{SEED_SUFFIX}{k}" for k in range(1, t["seeds"]) for m in methods]
 
 
+def trains_per_task(config: dict, model: str) -> bool:
+    """Whether ``model`` is trained once per task (its algorithm is in ``training.per_task``):
+    ``models/<model>/<task>``, each on that task's prompts and evaluated on that task; otherwise one
+    model on every task's prompts, evaluated on every task."""
+    return TRAINERS[split_model(model)[0]] in config["training"]["per_task"]
+
+
 # Tuned settings the preset reads from its tuned file (the update budget is the study's, not tuned).
 APPLIED_TUNED_KEYS = ("lr", "warmup", "beta")
 # A model without its own tuning uses another's choice: the null control is MDPO (all data)'s twin.

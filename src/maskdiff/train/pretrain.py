@@ -24,6 +24,7 @@ from ..models.tiny import TinyModelSpec, build_tiny_model
 from ..models.tokenizer import build_char_tokenizer
 from ..seeding import step_generator
 from ..tasks.records import read_task_files
+from ..tracking import TrackedMetrics, accelerator_kwargs, run_name, settings_from_env
 from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
 from .data import build_supervised
 from .diffusion_loss import masked_diffusion_loss
@@ -61,7 +62,8 @@ def pretrain(
     charset: str | None = None,
 ) -> dict:
     """Train, checkpointing to ``ckpt_dir`` (resumed if present); save the final model to ``out_dir``."""
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    tracking, run = settings_from_env(), run_name(ckpt_dir)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), **accelerator_kwargs(tracking, run))
     tokenizer = build_char_tokenizer(charset) if charset else build_char_tokenizer()
     ids = token_ids(tokenizer)
     # Validated per file: an empty or malformed file of one task is an error, not a model that
@@ -89,10 +91,12 @@ def pretrain(
     metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
     if start:
         truncate_metrics(metrics_path, start, key="step")  # records after the checkpoint come again
-    metrics = JsonlLogger(metrics_path, append=start > 0)
+    config = {**asdict(cfg), "model": asdict(model_spec), "records": len(data),
+              "parameters": sum(p.numel() for p in model.parameters())}
+    metrics = TrackedMetrics(JsonlLogger(metrics_path, append=start > 0), accelerator, tracking, run, config, "step",
+                             fresh=start == 0)
     if start == 0:
-        metrics.log(event="config", **asdict(cfg), model=asdict(model_spec), records=len(data),
-                    parameters=sum(p.numel() for p in model.parameters()))
+        metrics.log(event="config", **config)
     model.train()
     started = time.time()
     tokens_seen = 0
