@@ -38,6 +38,9 @@ onsuccess:
 
 onerror:
     print(f"maskdiff: a job failed; see the logs under {RESULTS}/logs/")
+    # A job SLURM killed for its time or memory limit: which rule, which resource, how to raise it.
+    for line in cluster_failure_report(".", RUN_STARTED):
+        print(f"maskdiff: {line}")
 
 
 rule all:

@@ -266,7 +266,8 @@ def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
     assert "changed" not in status and "deleted" not in status, status
     # Snakemake plans exactly what was not pulled: every evaluation, the tables and the report.
     n_eval = sum(len(s.targets) for s in _smoke_stages(clone, "eval"))
-    assert planned_jobs(clone, SMOKE_ARG) == {"evaluate": n_eval, "aggregate_sweep": 1, "report": 1, "all": 1}
+    assert planned_jobs(clone, SMOKE_ARG) == {"evaluate": n_eval, "aggregate_sweep": 1, "report": 1, "all": 1,
+                                              "training_curves": 1, "trajectories": 1, "figures": 1}
 
     # ---- the colleague continues one stage through DVC: only that stage's jobs run
     repro = run([DVC, "repro", "smoke-eval-base"], clone, timeout=900).stdout
@@ -382,3 +383,59 @@ def test_dvc_exp_run_reruns_only_the_invalidated_cells(producer, tmp_path):
     assert base.stat().st_mtime_ns == before, "upstream stages must not rerun"
     groups = sorted(p.name for p in (prod / "results/smoke/eval/base/countdown").glob("*.json"))
     assert groups == ["B16-S16.json", "B16-S8.json", "B4-S16.json", "B4-S8.json"]
+
+
+@pytest.mark.slow
+def test_concurrent_pushes_and_a_pull_between_them(producer, tmp_path):
+    """Two clones push different finished stages to one remote at the same time while a third clone
+    pulls what the first has recorded: the pull gets complete, verified outputs or fails with a clear
+    message and leaves nothing of the stages behind, so Snakemake never takes half a stage as done."""
+    shared = tmp_path / "lab"  # the clones sit side by side: the committed remote ../maskdiff-dvc-store is shared
+    shared.mkdir()
+    first, second = clone_tree(producer, shared / "first"), clone_tree(producer, shared / "second")
+    early = [s.name for s in _smoke_stages(first, "data", "base", "mining")]
+    late = [s.name for s in _smoke_stages(second, "train")]
+    # The first clone records its stages (dvc.lock, in git) before it uploads them, as a user who commits
+    # first: a colleague can clone that record while the objects are still on their way.
+    run([str(BIN / "python"), "-c", f"from maskdiff.dvc_stages import _dvc_commit; _dvc_commit({early!r})"], first)
+    _commit_all(first, "smoke: data, base, mining recorded")
+    consumer = _clone(first, shared / "consumer")
+    targets = [t for s in _smoke_stages(consumer, "data", "base", "mining") for t in s.targets]
+    outs = [o for s in _smoke_stages(consumer, "data", "base", "mining") for o in s.all_outs]
+
+    def check_failed_pull(proc):
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "pulled and recorded as up to date" not in text, text[-2000:]
+        assert "dvc pull" in text, text[-2000:]
+        assert not [o for o in outs if (consumer / o).exists()], "a failed pull left outputs behind"
+        planned = planned_jobs(consumer, SMOKE_ARG, *targets)
+        assert planned.get("pretrain_base") == 1 and planned.get("prepare_data") == 2, planned
+
+    # Nothing uploaded yet: the pull fails, naming it, and installs nothing.
+    check_failed_pull(_make(consumer, "pull", "PRESET=smoke", f"STAGES={' '.join(early)}", check=False))
+
+    pushes = [subprocess.Popen([str(BIN / "python"), "-m", "maskdiff.dvc_stages", "push", "smoke", *names], cwd=repo,
+                               env=project_env(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for repo, names in ((first, early), (second, late))]
+    t0 = time.monotonic()
+    during = _make(consumer, "pull", "PRESET=smoke", f"STAGES={' '.join(early)}", check=False)
+    pull_s = time.monotonic() - t0
+    logs = [p.communicate(timeout=900)[0] for p in pushes]
+    assert [p.returncode for p in pushes] == [0, 0], [text[-3000:] for text in logs]
+    if during.returncode == 0:  # everything had arrived: complete, verified, recorded
+        assert planned_jobs(consumer, SMOKE_ARG, *targets) == {}
+    else:  # some objects were still on their way
+        check_failed_pull(during)
+
+    # Both pushes done: the remote holds both clones' stages whole, and the pull succeeds.
+    again = _make(consumer, "pull", "PRESET=smoke", f"STAGES={' '.join(early)}")
+    assert "pulled and recorded as up to date" in again.stdout
+    for name in ("models/base/model.safetensors", "mining/countdown/answer_backslide.jsonl"):
+        assert _sha(consumer / "results/smoke" / name) == _sha(first / "results/smoke" / name), name
+    assert planned_jobs(consumer, SMOKE_ARG, *targets) == {}
+    for repo, names in ((first, early), (second, late)):
+        status = run([DVC, "status", "-c", *names], repo).stdout
+        assert "Cache and remote 'store' are in sync." in status, status
+    print(f"\nconcurrent pushes ({len(early)} + {len(late)} stages), a pull between them "
+          f"{'got everything' if during.returncode == 0 else 'failed cleanly'} in {pull_s:.1f} s; after the pushes "
+          f"the pull is complete")

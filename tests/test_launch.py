@@ -52,3 +52,12 @@ def test_a_good_config_file_hands_over_to_snakemake():
     proc = maskdiff_run("-n", "--quiet", "rules", "--configfile", "config/presets/smoke.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "prepare_data" in proc.stdout and "dry-run" in proc.stdout + proc.stderr
+
+
+def test_version_is_the_packages():
+    """`maskdiff --version` prints the installed package's version (pyproject.toml, one source)."""
+    import tomllib
+
+    proc = subprocess.run([str(BIN / "maskdiff"), "--version"], capture_output=True, text=True, timeout=60)
+    want = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert proc.returncode == 0 and proc.stdout.strip() == f"maskdiff {want}", proc.stdout + proc.stderr

@@ -92,7 +92,8 @@ def test_paper_dry_run_through_the_slurm_profile():
     table = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1].split("Reasons:", 1)[0], re.M))
     expected_counts = {"fetch_base": 1, "prepare_data": 2, "rollout_shard": 8, "mine_answer_backslide": 2,
                        "train_sft": 1, "train_diffu_grpo": 2, "train_mdpo": 4 * 2, "evaluate": 7 * 2,  # RL per task
-                       "aggregate_sweep": 1, "report": 1, "all": 1}
+                       "aggregate_sweep": 1, "report": 1, "all": 1, "training_curves": 1, "trajectories": 1,
+                       "figures": 1}
     assert {k: int(v) for k, v in table.items() if k != "total"} == expected_counts
     assert "accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml --num_processes 8" in out
     assert "maskdiff fetch-model --name GSAI-ML/LLaDA-8B-Instruct" in out
@@ -103,7 +104,8 @@ def test_paper_dry_run_through_the_slurm_profile():
         by_rule.setdefault(rule, []).append(res)
     stage_of = {"train_sft": "train", "train_diffu_grpo": "train", "train_mdpo": "train", "evaluate": "evaluate",
                 "rollout_shard": "rollouts", "fetch_base": "base_model", "prepare_data": "prepare_data",
-                "mine_answer_backslide": "mining", "aggregate_sweep": "report", "report": "report"}
+                "mine_answer_backslide": "mining", "aggregate_sweep": "report", "report": "report",
+                "training_curves": "report", "figures": "report", "trajectories": "evaluate"}
     for rule, stage in stage_of.items():
         for res in by_rule[rule]:
             for key, value in cfg[stage].items():

@@ -6,7 +6,7 @@ cluster in tests/test_slurm.py.)"""
 from __future__ import annotations
 
 from maskdiff.config import load_config
-from workflow_helpers import ROOT, dry_run_jobs
+from workflow_helpers import dry_run_jobs
 
 SIZE_WILDCARDS = {"group", "scatteritem"}  # grid cells and rollout shards: counts, not structure
 

@@ -15,8 +15,11 @@ records (slurmctld log, `scontrol show job`) and the plugin's per-job logs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -236,3 +239,233 @@ def test_gpu_model_from_set_resources_reaches_slurm(slurm_run, capsys):
     assert " --gpus=fake:1" in sbatch
     assert "JobState=COMPLETED" in job and re.search(r"TresPerJob=\S*gres:gpu:fake:1", job), job
     assert "JOB_GRES=gpu:fake:1" in job, job
+
+
+# ----------------------------------------------------------------------------- faults on the cluster
+# Each fault test works on its own `cp -a` copy of the finished rehearsal run (Snakemake's metadata
+# included), so the tests above still see the run as it finished.
+TARGET_MDPO = f"results/{PRESET}/models/mdpo/math500"  # a per-task MDPO trainer of the rehearsal
+
+
+def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """Snakemake through the slurm profile, in the background (its own process, to be killed)."""
+    return subprocess.Popen([str(BIN / "snakemake"), *SLURM_ARGS, *args], cwd=workdir, env=project_env(workdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
+
+def queued(comment_prefix: str = "rule_") -> dict[str, tuple[str, str]]:
+    """SLURM job id -> (comment, state) of the queued and running jobs whose comment (the plugin's
+    rule_<rule>_wildcards_...) starts with ``comment_prefix``."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|") for line in out.splitlines() if line.strip()]
+    return {jobid: (comment, state) for jobid, comment, state in rows if comment.startswith(comment_prefix)}
+
+
+def wait_for(condition, limit: float, what: str, step: float = 0.2):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}")
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def longer_training(tmp_path: Path, updates: int) -> Path:
+    """A config overlay: the rehearsal's trainers run ``updates`` updates, a checkpoint every 2."""
+    path = tmp_path / f"updates_{updates}.yaml"
+    path.write_text(f"training:\n  updates: {updates}\n  checkpoint_every: 2\n  eval_every: 0\n")
+    return path
+
+
+def test_a_cancelled_trainer_resumes_to_the_uninterrupted_weights(slurm_run, tmp_path, capsys):
+    """`scancel` of a running trainer after its first checkpoint: the profile's retry resubmits it, the
+    trainer resumes from its last checkpoint (and says from which update), and its final weights are
+    sha256-identical to an uninterrupted run's."""
+    from workflow_helpers import clone_tree
+
+    assert slurm_run.proc.returncode == 0, explain(slurm_run.proc)
+    overlay = longer_training(tmp_path, 40)
+    args = [*SMOKE, str(overlay), "--forcerun", "train_mdpo", "--", TARGET_MDPO]
+    reference = clone_tree(slurm_run.workdir, tmp_path / "reference")
+    proc = slurm_snakemake(reference, *args, limit=900)
+    assert proc.returncode == 0, explain(proc)
+    want = sha256_of(reference / TARGET_MDPO / "model.safetensors")
+
+    work = clone_tree(slurm_run.workdir, tmp_path / "cancelled")
+    checkpoints = work / f"results/{PRESET}/checkpoints/mdpo/math500"
+    shutil.rmtree(checkpoints)  # the rehearsal's own last checkpoint (4 updates): not this run's
+    progress = checkpoints / "progress.json"
+    runner = start_snakemake(work, *args)
+    try:
+        wait_for(progress.exists, 600, "the trainer's first checkpoint")
+        (jobid,) = wait_for(lambda: [j for j, (c, s) in queued("rule_train_mdpo").items() if s == "RUNNING"], 60,
+                            "the running trainer job")
+        at_cancel = json.loads(progress.read_text())["update"]
+        subprocess.run(["scancel", jobid], check=True)
+        out, _ = runner.communicate(timeout=900)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out[-6000:]
+    submitted = SUBMITTED.findall(out)
+    assert len(submitted) == 2 and submitted[0] == jobid, submitted  # the cancelled job and its retry
+    log = (work / f"results/{PRESET}/logs/train/mdpo/math500.log").read_text()
+    resumed = re.search(r"resuming from update (\d+)", log)
+    assert resumed and 2 <= int(resumed.group(1)) and int(resumed.group(1)) % 2 == 0, log[-3000:]
+    assert int(resumed.group(1)) >= at_cancel
+    assert sha256_of(work / TARGET_MDPO / "model.safetensors") == want, "resumed weights differ from the uninterrupted run"
+    with capsys.disabled():
+        print(f"\n[slurm] trainer job {jobid} cancelled at update >= {at_cancel} of 40; retry {submitted[1]} "
+              f"resumed from update {resumed.group(1)}; weights sha256 {want[:12]} = uninterrupted")
+
+
+def test_b_a_killed_scheduler_restarts_without_rerunning_finished_jobs(slurm_run, tmp_path, capsys):
+    """SIGKILL of the Snakemake process while evaluation jobs run on the cluster. Its submitted jobs are
+    SLURM's: a job that runs to its end records its output itself (the job-side Snakemake writes the
+    metadata on the shared filesystem), one that is cancelled leaves no output and an incomplete mark.
+    Here the orphans still running a moment after the kill are cancelled; the documented restart
+    (`--unlock`, then the same command) reruns exactly the evaluations without a finished output and
+    leaves every finished one untouched (file hashes and mtimes)."""
+    from workflow_helpers import clone_tree
+
+    assert slurm_run.proc.returncode == 0, explain(slurm_run.proc)
+    work = clone_tree(slurm_run.workdir, tmp_path / "killed")
+    evals = work / f"results/{PRESET}/eval"
+    shutil.rmtree(evals)
+    all_evals = {f"{m}/{t}" for m in ["base", "sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar",
+                                      "mdpo_pure_diff"] for t in ("math500", "countdown")}
+
+    def finished():  # an evaluation directory with its results (the job-side Snakemake may create it empty first)
+        return {p.relative_to(evals).as_posix() for p in evals.glob("*/*")
+                if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.problems.jsonl"))}
+
+    # The evaluations as targets: with them deleted and the tables still there, `all` would need nothing.
+    targets = [f"results/{PRESET}/eval/{e}" for e in sorted(all_evals)]
+
+    def recorded():  # finished, and its job has left the queue: the job-side Snakemake recorded the output
+        in_queue = {c.split("_wildcards_", 1)[1] for c, _ in queued("rule_evaluate").values()}
+        return {e for e in finished() if e.replace("/", "_") not in in_queue}
+
+    def midway():
+        assert runner.poll() is None, "Snakemake ended before the kill"
+        return len(recorded()) >= 2 and any(s == "RUNNING" for _, s in queued("rule_evaluate").values())
+
+    runner = start_snakemake(work, *SMOKE, "--", *targets)
+    try:
+        wait_for(midway, 900, "two finished evaluations and one running")
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    kept = recorded()
+    orphans = queued("rule_")
+    running = {c.split("_wildcards_", 1)[1] for c, s in orphans.values() if s == "RUNNING" and c.startswith("rule_evaluate")}
+    assert orphans, "the jobs Snakemake had submitted outlive it"
+    subprocess.run(["scancel", *orphans], check=True)
+    wait_for(lambda: not queued("rule_"), 300, "the cancelled jobs to leave the queue", step=1.0)
+    done = finished()
+    assert kept and kept <= done, (sorted(kept), sorted(done))  # cancelling the orphans removes no finished output
+    before = {path: ((evals / path).stat().st_mtime_ns, _tree_sha(evals / path)) for path in done}
+
+    unlock = slurm_snakemake(work, *SMOKE, "--unlock", limit=300)
+    assert unlock.returncode == 0, explain(unlock)
+    plan = slurm_snakemake(work, *SMOKE, "-n", "--", *targets, limit=300)
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", output_of(plan).split("Job stats:", 1)[1], re.M))
+    proc = slurm_snakemake(work, *SMOKE, "--", *targets)
+    out = output_of(proc)
+    assert proc.returncode == 0, explain(proc)
+    rerun = {m.group(1).replace(" on ", "/") for m in re.finditer(r"Evaluating (\S+ on \S+)", out)}
+    assert rerun == all_evals - done, (sorted(rerun), sorted(all_evals - done))
+    assert int(planned.get("evaluate", 0)) == len(rerun), planned
+    assert running, "an evaluation was running at the kill"
+    # each one running at the kill was rerun (cancelled: no output, marked incomplete) or had just finished
+    assert all(any(w == r.replace("/", "_") for r in rerun) or any(w == d.replace("/", "_") for d in done)
+               for w in running), (running, sorted(rerun))
+    for path, (mtime, sha) in before.items():  # finished before the restart: untouched
+        assert (evals / path).stat().st_mtime_ns == mtime and _tree_sha(evals / path) == sha, path
+    assert finished() == all_evals
+    with capsys.disabled():
+        print(f"\n[slurm] scheduler SIGKILLed with {len(running)} evaluation(s) running, {len(orphans)} orphaned "
+              f"job(s) cancelled; {len(done)} of 14 evaluations had finished ({len(kept)} recorded before the kill) "
+              f"and were kept, the restart reran {len(rerun)}")
+
+
+def _results_of(eval_dir: Path) -> dict:
+    """An evaluation directory's results without its timings (wall time, tokens/s): per-problem rows
+    byte for byte, cell summaries as values."""
+    out = {}
+    for p in sorted(eval_dir.iterdir()):
+        if p.name.endswith(".problems.jsonl"):
+            out[p.name] = p.read_text()
+        elif p.suffix == ".json":
+            out[p.name] = [{k: v for k, v in cell.items() if not k.endswith(("_s", "tokens_per_s"))}
+                           for cell in json.loads(p.read_text())]
+    assert out, eval_dir
+    return out
+
+
+def _tree_sha(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            digest.update(p.relative_to(path).as_posix().encode() + p.read_bytes())
+    return digest.hexdigest()
+
+
+def test_c_a_job_over_its_time_limit_is_named_with_the_fix(slurm_run, tmp_path, capsys):
+    """A trainer with runtime=1 (minute) that needs longer: SLURM ends it at its time limit, and the
+    run's error output names the rule, the resource and how to raise it for that rule."""
+    from workflow_helpers import clone_tree
+
+    assert slurm_run.proc.returncode == 0, explain(slurm_run.proc)
+    work = clone_tree(slurm_run.workdir, tmp_path / "timeout")
+    overlay = longer_training(tmp_path, 100000)
+    t0 = time.monotonic()
+    proc = slurm_snakemake(work, *SMOKE, str(overlay), "--retries", "0", "--set-resources", "train_sft:runtime=1",
+                           "--forcerun", "train_sft", "--", f"results/{PRESET}/models/sft", limit=600)
+    out = output_of(proc)
+    assert proc.returncode != 0, out[-3000:]
+    line = next((x for x in out.splitlines() if "was killed by SLURM for exceeding its time limit" in x), None)
+    assert line is not None, out[-6000:]
+    assert "rule train_sft (SLURM job" in line and "--set-resources train_sft:runtime=<minutes>" in line, line
+    assert "resources.train.runtime" in line
+    with capsys.disabled():
+        print(f"\n[slurm] time limit kill named after {time.monotonic() - t0:.0f} s: {line}")
+
+
+def test_d_a_requeued_evaluation_reruns_to_the_same_outputs(slurm_run, tmp_path, capsys):
+    """An evaluation job preempted mid-run (`scontrol requeue`, what SLURM does to a preempted job
+    submitted with --requeue): it goes back to the queue, runs again from the start, Snakemake waits for
+    it, and its outputs are the uninterrupted run's, file for file."""
+    from workflow_helpers import clone_tree
+
+    assert slurm_run.proc.returncode == 0, explain(slurm_run.proc)
+    work = clone_tree(slurm_run.workdir, tmp_path / "requeued")
+    target = f"results/{PRESET}/eval/base/math500"
+    runner = start_snakemake(work, *SMOKE, "--forcerun", "evaluate", "--", target)
+    try:
+        (jobid,) = wait_for(lambda: [j for j, (c, s) in queued("rule_evaluate").items() if s == "RUNNING"], 600,
+                            "the running evaluation job")
+        subprocess.run(["scontrol", "requeue", jobid], check=True)
+        requeued = scontrol_job(jobid)
+        out, _ = runner.communicate(timeout=900)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out[-6000:]
+    final = scontrol_job(jobid)
+    assert "Restarts=1" in final and "JobState=COMPLETED" in final, (requeued, final)  # ran again, to its end
+    assert SUBMITTED.findall(out) == [jobid], "one submission: the requeued job ran again under its own id"
+    assert _results_of(work / target) == _results_of(slurm_run.workdir / target), "outputs differ from the first run's"
+    with capsys.disabled():
+        print(f"\n[slurm] evaluation job {jobid} requeued while running: ran again (Restarts=1), outputs identical")

@@ -17,7 +17,8 @@ from workflow_helpers import BIN, clone_tree, copy_project, planned_jobs, run, s
 pytestmark = pytest.mark.slow
 SMOKE = ["--configfile", "config/presets/smoke.yaml"]
 DOWNSTREAM_OF_BASE = {"pretrain_base", "rollout_shard", "mine_answer_backslide", "train_sft", "train_diffu_grpo",
-                      "train_mdpo", "evaluate", "aggregate_sweep", "report", "precision_model", "precision_report", "all"}
+                      "train_mdpo", "evaluate", "aggregate_sweep", "report", "precision_model", "precision_report", "all",
+                      "training_curves", "figures", "trajectories"}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_b_grid_change_reruns_only_evaluation_and_report(copy):
     preset = copy / "config/presets/smoke.yaml"
     preset.write_text(preset.read_text().replace("    steps: [16]", "    steps: [8, 16]"))
     jobs = planned_jobs(copy, *SMOKE)
-    assert set(jobs) == {"evaluate", "aggregate_sweep", "report", "all"}
+    assert set(jobs) == {"evaluate", "aggregate_sweep", "figures", "report", "all"}  # not training, not trajectories
     # One evaluation job per model and task holds every group: the seed-0 models' jobs rerun (8 models
     # x 2 tasks); the RL-seed replicates, evaluated at the default cell only, do not.
     assert jobs["evaluate"] == 8 * 2
@@ -232,9 +233,9 @@ def test_snakemake_report(smoke_run, tmp_path):
 
     snakemake(smoke_run, *SMOKE, "--report", str(tmp_path / "report.zip"))
     names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
-    for item in ("figures/headline.svg", "figures/steps.svg", "summary.csv", "sweep.csv", "report.html"):
-        assert any(n.endswith(item) for n in names), (item, names[:40])
-    svg = next(n for n in names if n.endswith("figures/headline.svg"))
+    for item in ("headline.svg", "steps.svg", "training_reward.svg", "summary.csv", "sweep.csv", "report.html"):
+        assert any(n.endswith(f"/{item}") for n in names), (item, names[:40])
+    svg = next(n for n in names if n.endswith("/headline.svg"))
     assert b"<svg" in zipfile.ZipFile(tmp_path / "report.zip").read(svg)
 
 

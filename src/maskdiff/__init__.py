@@ -1,3 +1,8 @@
 """maskdiff: a reproducible pipeline for masked-diffusion LM reasoning (MDPO, RCR, FHS)."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("maskdiff")  # one source: pyproject.toml's [project] version
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import InputError
 
 log = logging.getLogger("maskdiff")
@@ -310,6 +311,7 @@ def cmd_summarize(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskdiff", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"maskdiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<subcommand>")
 
     sub.add_parser("run", help="snakemake <arguments>, after reading its --configfile files strictly (errors with file:line)",

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -158,7 +159,8 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
         stages.append(stage("base", "tiny base model pretrained in the DAG (+ its last checkpoint)",
                             [f"{R}/models/base"], CODE + [D],
                             [f"{R}/models/base", *ckpt, f"{R}/checkpoints/base.metrics.jsonl",
-                             f"{L}/pretrain_base.log", f"{B}/pretrain_base.tsv"], [name("data")]))
+                             f"{L}/pretrain_base.log", f"{B}/pretrain_base.tsv", *tracking_outs(c, "base")],
+                            [name("data")]))
     # ---- rollouts + mining
     deps, outs, upstream = CODE + [D] + _local_files(root, list(premined.values())), [], [name("data")]
     if rollout_tasks:
@@ -181,6 +183,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
             targets, desc = [f"{R}/models/{model}"], f"{model} trained"
             logs = [*([ckpt] if ckpt else []), f"{R}/checkpoints/{model}.metrics.jsonl", f"{L}/train/{model}.log",
                     f"{B}/train/{model}.tsv"]
+        logs += tracking_outs(c, model)
         stages.append(stage(
             f"train-{model}", f"{desc} from the base model (+ its last checkpoint, resumable)",
             targets, CODE + accelerate + [D, f"{R}/models/base", f"{R}/mining"], [f"{R}/models/{model}", *logs],
@@ -218,6 +221,14 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
              f"{L}/precision", f"{B}/precision"],
             [name("data"), name("base")]))
     return stages
+
+
+def tracking_outs(c: dict, run: str) -> list[str]:
+    """A run's tracker files (TensorBoard events, ...) when they are written under results/<preset>
+    (the default ``tracking.dir``): they travel with the model whose training they show."""
+    if not [n for n in c["tracking"]["log_with"] if n != "none"] or c["tracking"]["dir"]:
+        return []
+    return [f"results/{c['preset']}/tracking/{run}"]
 
 
 def curve_plots(c: dict, trained: list[str]) -> list[dict]:
@@ -497,8 +508,15 @@ def pull(preset: str, names: list[str]) -> int:
             raise SystemExit(f"{n} holds only a checkpoint snapshot, not a finished model: {' '.join(needed_by)} cannot be pulled")
     # Stages and single outputs in separate pulls: dvc 3.67 given both checks out only some of them.
     checkpoints = [o["path"] for n in partial for o in lock[n]["outs"] if "md5" in o]
+    # A pull that fails half-way (objects still on their way to the remote, a colleague pushing at the
+    # same time) must not leave half a stage behind: Snakemake would take an output that exists as done.
+    before = {o for n in closure for o in stages[n].all_outs if Path(o).exists()}
     for targets in (complete, checkpoints):
         if targets and not _dvc_pull(targets):
+            removed = _remove_new_outputs([o for n in closure for o in stages[n].all_outs], before)
+            if removed:
+                print(f"removed what the failed pull had installed ({len(removed)} outputs, none recorded as done): "
+                      f"{' '.join(removed[:6])}{' ...' if len(removed) > 6 else ''}")
             return 1
     touch = [t for n in complete for t in stages[n].targets]
     if touch:
@@ -514,6 +532,21 @@ def pull(preset: str, names: list[str]) -> int:
     if partial:
         print(f"pulled checkpoints (run snakemake to resume these trainers): {' '.join(partial)}")
     return 0
+
+
+def _remove_new_outputs(outs: list[str], before: set[str]) -> list[str]:
+    """Delete the outputs among ``outs`` that did not exist before the pull; returns them."""
+    removed = []
+    for out in outs:
+        path = Path(out)
+        if out in before or not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(out)
+    return removed
 
 
 def _dvc_pull(targets: list[str]) -> bool:

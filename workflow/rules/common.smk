@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -12,6 +13,9 @@ from maskdiff.train.configs import (  # noqa: E402
     trains_per_task)
 from maskdiff.tuning import TUNED_KEYS, parse_point, point_name, stage_points  # noqa: E402
 from maskdiff.tracking import ENV as TRACKING_ENV, settings_from_config  # noqa: E402
+from maskdiff.cluster_failures import report as cluster_failure_report  # noqa: E402
+
+RUN_STARTED = time.time()  # the onerror handler reports the SLURM resource kills of this run only
 
 # Stop here, before any job, on anything the jobs would trip over: the config files read strictly
 # (duplicate keys, YAML errors with their line), then the schema, the cross-field rules and every
@@ -307,13 +311,13 @@ def checkpoint_dir(wildcards, model):
     return os.path.join(RESULTS, "checkpoints", model, *task)
 
 
-def mdpo_fallback(wildcards):
-    """Only with mining.fallback_to_all_data, for MDPO on the mined set: all prompts when the mined
-    set turns out empty."""
-    method = split_model(wildcards.mdpo_model)[0]
+def mdpo_fallback(model, tasks=TASKS):
+    """Only with mining.fallback_to_all_data, for MDPO on the mined set: all prompts of ``tasks`` when
+    the mined set turns out empty."""
+    method = split_model(model)[0]
     if not config["mining"]["fallback_to_all_data"] or TRAINERS[method] != "mdpo" or method in ALL_DATA_MODELS:
         return ""
-    return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in train_tasks(wildcards))
+    return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in tasks)
 
 
 # ---- used by report.smk

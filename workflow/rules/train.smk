@@ -90,7 +90,7 @@ rule train_mdpo:
         launcher=launcher(),
         seed=lambda w: trainer_seed(w.mdpo_model),
         checkpoint_dir=lambda w: checkpoint_dir(w, w.mdpo_model),
-        fallback=mdpo_fallback,
+        fallback=lambda w: mdpo_fallback(w.mdpo_model, train_tasks(w)),
     threads: config["training"]["threads"]
     priority: 50
     resources:
