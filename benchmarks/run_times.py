@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = {"prepare_data": "data", "pretrain_base": "pretraining", "fetch_base": "base model", "rollout_shard": "rollouts",
           "mine_answer_backslide": "mining", "train": "training", "evaluate": "evaluation", "aggregate_sweep": "report",
-          "report": "report", "precision": "precision", "tuning": "tuning"}
+          "report": "report", "precision": "precision", "tuning": "tuning", "training_curves": "report",
+          "figures": "report", "trajectories": "evaluation"}
 
 
 def stage_of(path: Path, root: Path) -> str:
