@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_dir, read_jsonl
+from .tracking import run_below
 
 TRAIN_COLUMNS = ("loss", "reward_mean", "reward_std", "groups_with_signal", "kl", "clip_fraction", "grad_norm", "lr",
                  "tokens_per_s")
@@ -23,10 +24,7 @@ EVAL_PREFIX = "eval_accuracy/"
 
 def run_of(model_dir: str | Path) -> str:
     """``results/x/models/mdpo-s1`` -> ``mdpo-s1``; ``results/x/models/mdpo/countdown`` -> ``mdpo/countdown``."""
-    parts = Path(model_dir).parts
-    if "models" in parts:
-        return "/".join(parts[len(parts) - parts[::-1].index("models"):])
-    return Path(model_dir).name
+    return run_below(model_dir, "models")
 
 
 def curve_tables(events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

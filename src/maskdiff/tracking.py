@@ -91,15 +91,21 @@ def settings_from_env() -> TrackingSettings:
                             values.get("project", "maskdiff"))
 
 
+def run_below(path: str | Path, anchor: str) -> str:
+    """``path`` below its last ``anchor`` directory, '/'-joined: a run's name from its checkpoint or
+    model directory (``.../checkpoints/mdpo/countdown`` -> ``mdpo/countdown``); the last part without one."""
+    parts = Path(path).parts
+    if anchor in parts:
+        tail = parts[len(parts) - parts[::-1].index(anchor):]
+        if tail:
+            return "/".join(tail)
+    return Path(path).name
+
+
 def run_name(ckpt_dir: str | Path) -> str:
     """The run's name from its checkpoint directory: ``checkpoints/mdpo-s1`` -> ``mdpo-s1``,
     ``checkpoints/mdpo/countdown`` (per task) -> ``mdpo/countdown``, ``checkpoints/base`` -> ``base``."""
-    parts = Path(ckpt_dir).parts
-    if "checkpoints" in parts:
-        tail = parts[len(parts) - parts[::-1].index("checkpoints"):]
-        if tail:
-            return "/".join(tail)
-    return Path(ckpt_dir).name
+    return run_below(ckpt_dir, "checkpoints")
 
 
 def accelerator_kwargs(settings: TrackingSettings, run: str) -> dict:

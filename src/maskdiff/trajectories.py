@@ -27,8 +27,8 @@ from .rewards import RewardCache, RewardSettings
 from .sampling.generate import DecodeSettings, generate
 from .seeding import step_generator
 from .tasks import reference_of, reward_kind
+from .trajectory_report import MASK_GLYPH
 
-MASK_GLYPH = "·"
 
 
 def token_texts(tokenizer, rows: torch.Tensor, ids: TokenIds) -> list[str]:

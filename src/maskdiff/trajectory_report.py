@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .io import read_json
 
-MASK_GLYPH = "·"  # as maskdiff.trajectories writes it (the document names its own glyph)
+MASK_GLYPH = "·"  # a still-masked position, in maskdiff.trajectories' texts (the document names its glyph)
 
 
 def read_trajectories(path: str | Path) -> dict:
