@@ -27,8 +27,9 @@ run: venv
 ## The tuning stage (README "Tuning"): the staged grid search of PRESET's trainers on its validation
 ## split, resumable; then its choice becomes the preset's tuned file, which `make run` reads.
 tune: venv
-	$(BIN)/maskdiff run results/$(PRESET)/tuning/chosen.json --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml
-	mkdir -p config/tuned && cp results/$(PRESET)/tuning/chosen.json config/tuned/$(PRESET).json
+	chosen=$$($(BIN)/python -c "from maskdiff.pipeline.layout import Layout; print(Layout.of('$(PRESET)').tuning_chosen)") && \
+	$(BIN)/maskdiff run $$chosen --profile profiles/local --cores $(CORES) --configfile config/presets/$(PRESET).yaml && \
+	mkdir -p config/tuned && cp $$chosen config/tuned/$(PRESET).json
 
 ## The replicated study (README "Results"): PRESET and its base-seed replicates, each a whole DAG
 ## (resumable), then the snapshot of all of them that the README cites (`make readme` renders it).

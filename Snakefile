@@ -33,11 +33,11 @@ onstart:
 
 
 onsuccess:
-    print(f"maskdiff: done; report at {RESULTS}/report.html, tables {RESULTS}/summary.csv and sweep.csv")
+    print(f"maskdiff: done; report at {LAYOUT.result('report.html')}, tables {LAYOUT.result('summary.csv')} and sweep.csv")
 
 
 onerror:
-    print(f"maskdiff: a job failed; see the logs under {RESULTS}/logs/")
+    print(f"maskdiff: a job failed; see the logs under {LAYOUT.logs}/")
     # A job SLURM killed for its time or memory limit: which rule, which resource, how to raise it.
     for line in cluster_failure_report(".", RUN_STARTED):
         print(f"maskdiff: {line}")

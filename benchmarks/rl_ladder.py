@@ -41,7 +41,7 @@ from maskdiff.replicates import slope
 from maskdiff.rewards.countdown import evaluate_expression, extract_countdown_answer
 from maskdiff.sampling.generate import settings_from_config
 from maskdiff.tasks.records import read_task_records
-from maskdiff.train.configs import trainer_config
+from maskdiff.pipeline.trainer_settings import trainer_config
 from maskdiff.train.diffu_grpo import train_diffu_grpo
 from maskdiff.train.mdpo import train_mdpo
 

@@ -136,7 +136,7 @@ def kernel_rows(model, tok, threads: int, dtype: str, repeats: int, peaks: dict)
 def rl_update_breakdown(model_dir: str, threads: int, dtype: str, updates: int) -> list[dict]:
     """Where an RL update's time goes, from the trainers' own per-update timings (local settings)."""
     from maskdiff.config import load_config
-    from maskdiff.train.configs import trainer_config
+    from maskdiff.pipeline.trainer_settings import trainer_config
     from maskdiff.train.diffu_grpo import train_diffu_grpo
     from maskdiff.train.mdpo import train_mdpo
 

@@ -1,6 +1,9 @@
-"""Shared fixtures: a tiny random bidirectional model and its tokenizer (built in code, no hub)."""
+"""Shared fixtures: a tiny random bidirectional model and its tokenizer (built in code, no hub), and
+fresh directories holding them saved."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,3 +30,17 @@ def tiny_model(tokenizer, ids):
     spec = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=64)
     model = build_tiny_model(spec, len(tokenizer), {"mask": ids.mask, "pad": ids.pad, "eos": ids.eos}, seed=1)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def new_world(tmp_path_factory, tokenizer, tiny_model):
+    """``new_world(name)``: a fresh directory holding the tiny model and its tokenizer saved as
+    ``base/`` (each test module's ``world`` fixture adds its own data files)."""
+
+    def make(name: str) -> Path:
+        root = tmp_path_factory.mktemp(name)
+        tiny_model.save_pretrained(root / "base")
+        tokenizer.save_pretrained(root / "base")
+        return root
+
+    return make

@@ -51,34 +51,13 @@ def test_preset_must_be_a_mapping(tmp_path):
         load_config(p)
 
 
-def test_local_preset_states_the_trainer_defaults():
-    """config/presets/local.yaml spells out the tiny-scale RL regime (each value a documented departure
-    from the paper); the trainers' dataclass defaults are the same values, so neither can drift."""
-    import dataclasses
-
-    from maskdiff.config import read_yaml
-    from maskdiff.train.configs import CONFIG_CLASSES
-
-    preset = Path(__file__).resolve().parents[1] / "config/presets/local.yaml"
-    stated = read_yaml(preset)["training"]
-    for algorithm, values in stated.items():
-        if not isinstance(values, dict):
-            continue  # e.g. training.tuned: a file, not a trainer section
-        defaults = {f.name: f.default for f in dataclasses.fields(CONFIG_CLASSES[algorithm])}
-        for key, value in values.items():
-            assert defaults[key] == value, f"training.{algorithm}.{key}: local.yaml {value} != default {defaults[key]}"
-    for line in preset.read_text().splitlines():
-        if line.startswith("    ") and ":" in line:
-            assert "#" in line and ("paper" in line), f"undocumented local value: {line.strip()}"
-
-
 def test_local_preset_trains_with_its_committed_tuned_values():
     """The local preset reads config/tuned/local.json (the tuning stage's output): every tuned model
     (and the null control, as MDPO-all-data's twin) trains with the chosen lr, warm-up and KL weight."""
     import json
 
     from maskdiff.config import load_config
-    from maskdiff.train.configs import TUNED_AS, trainer_config
+    from maskdiff.pipeline.trainer_settings import TUNED_AS, trainer_config
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "config/presets/local.yaml")
@@ -102,7 +81,7 @@ def test_every_pretrain_schema_default_is_the_dataclass_default():
     unconditional_fraction)."""
     import dataclasses
 
-    from maskdiff.config import load_schema
+    from maskdiff.config_schema import load_schema
     from maskdiff.train.pretrain import PretrainConfig
 
     section = load_schema()["properties"]["pretrain"]["properties"]

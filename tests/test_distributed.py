@@ -18,14 +18,14 @@ import torch
 
 from maskdiff.cli import main
 from maskdiff.io import read_jsonl, write_jsonl
-from maskdiff.models import load_model
 from maskdiff.tasks.countdown import generate_countdown
+from helpers import weights
 from test_reliability_remote_code import TINY_LLADA_PINS
 from workflow_helpers import BIN, ROOT, free_port, run
 
 pytestmark = pytest.mark.slow
 FIXTURE = "tests/fixtures/tiny_llada"
-OPTIONS = json.dumps({"trust_remote_code_for": [FIXTURE], "remote_code_sha256": TINY_LLADA_PINS})
+OPTIONS = {"trust_remote_code_for": [str(ROOT / FIXTURE)], "remote_code_sha256": TINY_LLADA_PINS}  # remote code allowed, pinned
 EVAL_CELL = {"gen_length": 8, "block_length": 8, "steps": 4, "remasking": "lcr"}
 SETTINGS = {
     "train-mdpo": {"updates": 4, "prompts_per_update": 4, "group_size": 2, "top_k_steps": 2, "steps": 4, "gen_length": 8,
@@ -41,13 +41,14 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
+    """The LLaDA-like fixture model fetched as the CLI does (conftest's ``new_world`` holds the tiny model)."""
     root = tmp_path_factory.mktemp("ddp")
     records = generate_countdown(16, seed=3, split="train")
     assert len({len(r["prompt"]) for r in records}) > 2, "prompts of several lengths: unequal micro-batch counts"
     write_jsonl(root / "train.jsonl", records)
     write_jsonl(root / "test.jsonl", generate_countdown(4, seed=3, split="test"))
-    assert main(["fetch-model", "--name", str(ROOT / FIXTURE), "--model-options",
-                 json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)], "remote_code_sha256": TINY_LLADA_PINS}), "--out", str(root / "base")]) == 0
+    assert main(["fetch-model", "--model", str(ROOT / FIXTURE), "--model-options",
+                 json.dumps(OPTIONS), "--out", str(root / "base")]) == 0
     return root
 
 
@@ -56,16 +57,12 @@ def _launch(world, command: str, out: str, processes: int = 2, die_after: int | 
     launcher = launcher or ["--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
                             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
     cmd = [str(BIN / "accelerate"), "launch", *launcher,
-           str(ROOT / "tests/parity_reward_cli.py"), command, "--base", str(world / "base"),
-           "--model-options", json.dumps({"trust_remote_code_for": [str(ROOT / FIXTURE)], "remote_code_sha256": TINY_LLADA_PINS}),
+           str(ROOT / "tests/parity_reward_cli.py"), command, "--model", str(world / "base"),
+           "--model-options", json.dumps(OPTIONS),
            "--train", str(world / "train.jsonl"), "--out", str(world / out), "--checkpoint-dir", str(world / f"ck-{out}"),
-           "--settings", json.dumps(settings or SETTINGS[command]), "--eval", f"countdown={world / 'test.jsonl'}", "--seed", "0"]
+           "--settings", json.dumps(settings or SETTINGS[command]), "--validation", f"countdown={world / 'test.jsonl'}", "--seed", "0"]
     env = {"MASKDIFF_TEST_DIE_AFTER_UPDATE": str(die_after)} if die_after else {}
     return run(cmd, ROOT, timeout=600, check=check, env=env)
-
-
-def _weights(path):
-    return load_model(str(path), [str(ROOT / FIXTURE)], remote_code_sha256=TINY_LLADA_PINS).state_dict()
 
 
 @pytest.mark.parametrize("command", list(SETTINGS))
@@ -77,7 +74,7 @@ def test_two_process_training_writes_once_and_synchronises(world, command):
     assert sum(r["event"] == "config" for r in log) == 1, "only the main process writes the log"
     assert [r["update"] for r in log if r["event"] == "update"] == [1, 2, 3, 4]
     assert [r["update"] for r in log if r["event"] == "eval"] == [0, 2, 4]
-    base, trained = _weights(world / "base"), _weights(world / out)
+    base, trained = weights(world / "base", **OPTIONS), weights(world / out, **OPTIONS)
     assert any(not torch.equal(base[k], trained[k]) for k in base), "training must change the weights"
     if command != "train-sft":
         # The parity reward over both ranks' rows (4 prompts x 2 rollouts: a mean of k/8).
@@ -94,7 +91,7 @@ def test_two_process_training_resumes_exactly_after_a_kill(world):
     killed = _launch(world, "train-mdpo", "mdpo_resumed", die_after=3, check=False)
     assert killed.returncode != 0 and not (world / "mdpo_resumed").exists()
     _launch(world, "train-mdpo", "mdpo_resumed")
-    a, b = _weights(world / "train_mdpo"), _weights(world / "mdpo_resumed")
+    a, b = weights(world / "train_mdpo", **OPTIONS), weights(world / "mdpo_resumed", **OPTIONS)
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = read_jsonl(world / "mdpo_resumed" / "metrics.jsonl")
     assert [r["update"] for r in log if r["event"] == "update"] == [1, 2, 3, 4]
@@ -121,6 +118,6 @@ def test_deepspeed_zero2_trains_steps_once_per_update_and_resumes_exactly(world)
     assert engine_state["global_steps"] == 2, "DeepSpeed must step once per update, not once per micro-batch"
     assert list((ckpt / "pytorch_model").glob("*optim_states.pt")), "ZeRO optimizer state in the checkpoint"
     ds("ds_resumed")
-    a, b = _weights(world / "ds_straight"), _weights(world / "ds_resumed")
+    a, b = weights(world / "ds_straight", **OPTIONS), weights(world / "ds_resumed", **OPTIONS)
     assert all(torch.equal(a[k], b[k]) for k in a) and next(iter(a.values())).dtype == torch.bfloat16
     assert [r["update"] for r in read_jsonl(world / "ds_resumed" / "metrics.jsonl") if r["event"] == "update"] == [1, 2, 3, 4]

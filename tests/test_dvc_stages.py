@@ -31,7 +31,7 @@ import yaml
 
 from maskdiff import dvc_stages
 from maskdiff.config import load_config
-from maskdiff.train.configs import split_model, trained_models, trains_per_task
+from maskdiff.pipeline.models import split_model, trained_models, trains_per_task
 from workflow_helpers import BIN, ROOT, clone_tree, copy_project, planned_jobs, project_env, run, snakemake
 
 SMOKE = "config/presets/smoke.yaml"

@@ -46,8 +46,8 @@ def test_evaluate_cell_and_grid_outputs(tmp_path, tokenizer, ids, tiny_model):
     assert len(rows) == 5 and all(len(r["step_correct"]) == 4 for r in rows)
     assert all(r["backslide"] == (r["reward"] == 0 and "1" in r["step_correct"]) for r in rows)
     cells = [DecodeSettings(8, 8, 4), DecodeSettings(8, 8, 4, remasking="rcr", rcr_score="latest")]
-    out = evaluate_grid(tiny_model, tokenizer, ids, records, cells, tmp_path / "g.json", tmp_path / "g.jsonl", 4,
-                        model_name="m")
+    out = evaluate_grid(tiny_model, tokenizer, ids=ids, records=records, cells=cells, out_json=tmp_path / "g.json",
+                        out_problems=tmp_path / "g.jsonl", batch_size=4, model_name="m")
     assert [c["label"] for c in read_json(tmp_path / "g.json")] == ["L8-B8-S4-lcr", "L8-B8-S4-rcr-latest"]
     assert len(read_jsonl(tmp_path / "g.jsonl")) == 10
     table = summarize([tmp_path / "g.json"], tmp_path / "s.csv")

@@ -18,7 +18,7 @@ def test_paper_preset_states_the_papers_settings():
     and the released code (docs/fidelity.md gives the source of each)."""
     from maskdiff.rewards import RewardSettings
     from maskdiff.settings import build
-    from maskdiff.train.configs import trainer_config
+    from maskdiff.pipeline.trainer_settings import trainer_config
 
     cfg = load_config("config/presets/paper.yaml")
     assert cfg["model"]["name_or_path"] == "GSAI-ML/LLaDA-8B-Instruct"
@@ -96,7 +96,7 @@ def test_paper_dry_run_through_the_slurm_profile():
                        "figures": 1}
     assert {k: int(v) for k, v in table.items() if k != "total"} == expected_counts
     assert "accelerate launch --config_file config/accelerate/deepspeed_zero2.yaml --num_processes 8" in out
-    assert "maskdiff fetch-model --name GSAI-ML/LLaDA-8B-Instruct" in out
+    assert "maskdiff fetch-model --model GSAI-ML/LLaDA-8B-Instruct" in out
 
     cfg = load_config("config/presets/paper.yaml")["resources"]
     by_rule: dict[str, list[dict]] = {}

@@ -18,7 +18,7 @@ OPTIONS = {"trust_remote_code_for": [FIXTURE], "remote_code_sha256": TINY_LLADA_
 
 def test_fetch_model_saves_safetensors_and_keeps_the_allowlist(tmp_path):
     out = tmp_path / "base"
-    assert main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps(OPTIONS), "--out", str(out)]) == 0
+    assert main(["fetch-model", "--model", FIXTURE, "--model-options", json.dumps(OPTIONS), "--out", str(out)]) == 0
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
     assert read_json(out / "config.json")["maskdiff_base_model"] == FIXTURE
     assert type(load_model(str(out), [FIXTURE], remote_code_sha256=TINY_LLADA_PINS)).__name__ == "LLaDAModelLM"
@@ -31,7 +31,7 @@ def test_prepare_data_hub_source_on_fixtures(tmp_path):
                            "train_source": "tests/fixtures/paper/openr1_train.parquet", "n_train": 4,
                            "n_validation": 2})
     assert main(["prepare-data", "--source", "hub", "--task", "math500", "--settings", settings,
-                 "--prompt-style", "paper", "--out-dir", str(tmp_path)]) == 0
+                 "--prompt-style", "paper", "--out", str(tmp_path)]) == 0
     test = read_jsonl(tmp_path / "test.jsonl")
     assert len(test) == 5 and test[0]["prompt"].endswith("within \\boxed{}.")
     assert len(read_jsonl(tmp_path / "train.jsonl")) == 4 and len(read_jsonl(tmp_path / "validation.jsonl")) == 2
@@ -48,7 +48,7 @@ def test_mdpo_trains_a_model_that_ignores_attention_masks(tmp_path):
     records = generate_countdown(6, seed=1, split="train")  # prompts of several lengths
     assert len({len(r["prompt"]) for r in records}) > 1
     write_jsonl(tmp_path / "train.jsonl", records)
-    assert main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps(OPTIONS),
+    assert main(["fetch-model", "--model", FIXTURE, "--model-options", json.dumps(OPTIONS),
                  "--out", str(tmp_path / "base")]) == 0
     cfg = MDPOConfig(updates=2, prompts_per_update=3, group_size=2, top_k_steps=2, steps=4, gen_length=8,
                      semi_ar_block=4, temperature=1.0, checkpoint_every=1, eval_every=0, beta=0.02)
@@ -68,7 +68,7 @@ def test_sft_trains_a_model_that_ignores_attention_masks(tmp_path):
     records = generate_countdown(8, seed=2, split="train")
     assert len({len(r["prompt"]) for r in records}) > 1
     write_jsonl(tmp_path / "train.jsonl", records)
-    assert main(["fetch-model", "--name", FIXTURE, "--model-options", json.dumps(OPTIONS),
+    assert main(["fetch-model", "--model", FIXTURE, "--model-options", json.dumps(OPTIONS),
                  "--out", str(tmp_path / "base")]) == 0
     cfg = SFTConfig(updates=2, batch_size=8, micro_batch=4, gen_length=12, checkpoint_every=2, eval_every=0)
     train_sft(str(tmp_path / "base"), [str(tmp_path / "train.jsonl")], str(tmp_path / "sft"), str(tmp_path / "ck"),

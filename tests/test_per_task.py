@@ -13,7 +13,7 @@ import yaml
 
 from maskdiff.io import write_jsonl
 from maskdiff.summary import method_name, ordered, read_training_logs
-from maskdiff.train.configs import TRAINERS, split_model
+from maskdiff.pipeline.models import TRAINERS, split_model
 from workflow_helpers import ROOT, dry_run_jobs
 
 TASKS = ("countdown", "arithmetic")

@@ -23,10 +23,8 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tokenizer, tiny_model):
-    root = tmp_path_factory.mktemp("protocol")
-    tiny_model.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+def world(new_world):
+    root = new_world("protocol")
     for task in ("countdown", "arithmetic"):
         build_task(task, {"n_pretrain": 8, "n_train": 8, "n_test": 8, "n_validation": 8}, 0, root / "tasks" / task)
         test = root / "tasks" / task / "test.jsonl"
@@ -38,16 +36,16 @@ def world(tmp_path_factory, tokenizer, tiny_model):
 @pytest.mark.parametrize("algorithm", list(SETTINGS))
 def test_trainers_with_curves_never_read_a_test_file(world, tmp_path, algorithm):
     tasks = world / "tasks"
-    argv = [f"train-{algorithm}", "--base", str(world / "base"), "--out", str(tmp_path / "model"),
+    argv = [f"train-{algorithm}", "--model", str(world / "base"), "--out", str(tmp_path / "model"),
             "--checkpoint-dir", str(tmp_path / "ck"), "--settings", json.dumps(SETTINGS[algorithm]),
             "--train", *(str(tasks / t / "train.jsonl") for t in ("countdown", "arithmetic")),
-            "--eval", *(f"{t}={tasks / t / 'validation.jsonl'}" for t in ("countdown", "arithmetic"))]
+            "--validation", *(f"{t}={tasks / t / 'validation.jsonl'}" for t in ("countdown", "arithmetic"))]
     assert main(argv) == 0
     curve = [e for e in read_jsonl(tmp_path / "model" / "metrics.jsonl") if e.get("event") == "eval"]
     assert [e["update"] for e in curve] == [0, 1, 2] and "eval_accuracy/countdown" in curve[0]
     # The same run pointed at a test file fails: the replacement is what a test read would meet.
-    wrong = argv[: argv.index("--eval")] + ["--out", str(tmp_path / "m2"), "--checkpoint-dir", str(tmp_path / "ck2"),
-                                             "--eval", f"countdown={tasks / 'countdown' / 'test.jsonl'}"]
+    wrong = argv[: argv.index("--validation")] + ["--out", str(tmp_path / "m2"), "--checkpoint-dir", str(tmp_path / "ck2"),
+                                             "--validation", f"countdown={tasks / 'countdown' / 'test.jsonl'}"]
     assert main(wrong) != 0
 
 
@@ -63,7 +61,7 @@ def test_the_same_config_gives_identical_weights(world, tmp_path):
                      json.dumps({"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}),
                      "--settings", json.dumps({"steps": 6, "batch_size": 8, "warmup_steps": 2, "log_every": 2}),
                      "--gen-length", "16", "--seed", "3", "--threads", "1"]) == 0
-        assert main(["train-sft", "--base", str(tmp_path / f"p{k}"), "--out", str(tmp_path / f"m{k}"),
+        assert main(["train-sft", "--model", str(tmp_path / f"p{k}"), "--out", str(tmp_path / f"m{k}"),
                      "--checkpoint-dir", str(tmp_path / f"mck{k}"), "--settings", json.dumps(SETTINGS["sft"] | {"eval_every": 0}),
                      "--train", str(tasks / "countdown" / "train.jsonl"), "--seed", "1", "--threads", "1"]) == 0
         digests.append((sha256_file(tmp_path / f"p{k}" / "model.safetensors"),

@@ -31,7 +31,7 @@ def test_input_error_is_one_line(tmp_path, caplog):
     bad = tmp_path / "test.jsonl"
     bad.write_text(json.dumps({"id": "bad-row"}) + "\n")
     code = main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(bad), "--groups", json.dumps([{"name": "g", "cells": [{"gen_length": 4, "block_length": 4, "steps": 2}], "max_problems": 0}]),
-                 "--out-dir", str(tmp_path / "e")])
+                 "--out", str(tmp_path / "e")])
     assert code == 2
     [record] = _errors(caplog)
     assert record.getMessage().startswith(f"{bad}:1 (bad-row): ") and record.exc_info is None
@@ -41,7 +41,7 @@ def test_input_error_is_one_line(tmp_path, caplog):
 def test_missing_input_file_is_one_line(tmp_path, caplog):
     missing = tmp_path / "nowhere" / "test.jsonl"
     code = main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(missing), "--groups", json.dumps([{"name": "g", "cells": [{"gen_length": 4, "block_length": 4, "steps": 2}], "max_problems": 0}]),
-                 "--out-dir", str(tmp_path / "e")])
+                 "--out", str(tmp_path / "e")])
     assert code == 2
     [record] = _errors(caplog)
     assert str(missing) in record.getMessage() and record.exc_info is None
@@ -51,7 +51,7 @@ def test_missing_model_directory_is_one_line(tmp_path, caplog):
     data = tmp_path / "test.jsonl"
     data.write_text(json.dumps({"id": "p", "task": "arithmetic", "prompt": "1+1=", "answer": "2", "solution": "2"}) + "\n")
     code = main(["evaluate", "--model", str(tmp_path / "no" / "model"), "--data", str(data), "--groups", json.dumps([{"name": "g", "cells": [{"gen_length": 4, "block_length": 4, "steps": 2}], "max_problems": 0}]),
-                 "--out-dir", str(tmp_path / "e")])
+                 "--out", str(tmp_path / "e")])
     assert code == 2 and "model directory not found" in caplog.text and "Traceback" not in caplog.text
 
 
@@ -101,5 +101,5 @@ def test_bad_evaluation_groups_are_one_line(tmp_path, caplog, groups, message):
     data = tmp_path / "test.jsonl"
     data.write_text(json.dumps({"id": "p", "task": "arithmetic", "prompt": "1+1=", "answer": "2", "solution": "2"}) + "\n")
     code = main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(data), "--groups", json.dumps(groups),
-                 "--out-dir", str(tmp_path / "e")])
+                 "--out", str(tmp_path / "e")])
     assert code == 2 and message in caplog.text and "Traceback" not in caplog.text

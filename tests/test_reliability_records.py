@@ -115,7 +115,7 @@ def test_cli_commands_report_bad_data_in_one_line(tmp_path, caplog, command):
     common = ["--model", str(tmp_path / "no-model"), "--data", str(path)]
     argv = {
         "evaluate": ["evaluate", *common, "--groups", json.dumps([{"name": "g", "cells": json.loads(CELLS)}]),
-                     "--out-dir", str(tmp_path / "e")],
+                     "--out", str(tmp_path / "e")],
         "rollout": ["rollout", *common, "--shard", "0", "--num-shards", "1", "--out", str(tmp_path / "r.jsonl"),
                     "--settings", json.dumps({"gen_length": 4, "steps": 2, "block_lengths": [4]})],
         "precision-model": ["precision-model", *common, "--settings", "{}", "--out", str(tmp_path / "p.csv")],

@@ -71,7 +71,7 @@ def test_spoofed_directory_is_refused_through_the_cli(spoofed, tmp_path, caplog)
     options = json.dumps({"trust_remote_code_for": [LLADA_ID], "remote_code_sha256": TINY_LLADA_PINS})
     code = main(["evaluate", "--model", str(directory), "--model-options", options, "--data", str(data),
                  "--groups", json.dumps([{"name": "g", "cells": [{"gen_length": 4, "block_length": 4, "steps": 2}], "max_problems": 0}]),
-                 "--out-dir", str(tmp_path / "e")])
+                 "--out", str(tmp_path / "e")])
     assert code == 2
     assert "differs from the pinned" in caplog.text and "Traceback" not in caplog.text
     assert not marker.exists()

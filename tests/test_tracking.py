@@ -37,10 +37,8 @@ RL_SCALARS = ["reward_mean", "reward_std", "groups_with_signal", "kl", "clip_fra
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tokenizer, tiny_model):
-    root = tmp_path_factory.mktemp("world")
-    tiny_model.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+def world(new_world):
+    root = new_world("world")
     write_jsonl(root / "train.jsonl", generate_countdown(12, seed=0, split="train"))
     write_jsonl(root / "validation.jsonl", generate_countdown(4, seed=1, split="validation"))
     return root

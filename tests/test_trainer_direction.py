@@ -52,10 +52,8 @@ def negated(kind, texts, refs, processes=0, cache=None, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tokenizer, tiny_model):
-    root = tmp_path_factory.mktemp("direction")
-    tiny_model.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+def world(new_world):
+    root = new_world("direction")
     records = generate_countdown(64, seed=5, split="train")
     write_jsonl(root / "all.jsonl", records)
     write_jsonl(root / "mined.jsonl", records[:24])  # a small "Answer Backslide" subset

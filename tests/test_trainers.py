@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from maskdiff.io import read_jsonl, write_jsonl
-from maskdiff.models import load_model
 from maskdiff.tasks.countdown import generate_countdown
 from maskdiff.train.diffu_grpo import DiffuGRPOConfig, train_diffu_grpo
 from maskdiff.train.mdpo import MDPOConfig, train_mdpo
 from maskdiff.train.sft import SFTConfig, train_sft
+from helpers import weights
 from parity_reward_cli import parity_reward  # a reward a random model earns half the time
 
 EVAL_CELL = {"gen_length": 8, "block_length": 8, "steps": 4, "remasking": "lcr"}
@@ -29,10 +29,8 @@ CONFIGS = {
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tokenizer, tiny_model):
-    root = tmp_path_factory.mktemp("world")
-    tiny_model.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+def world(new_world):
+    root = new_world("world")
     records = generate_countdown(12, seed=0, split="train")
     write_jsonl(root / "train.jsonl", records)
     write_jsonl(root / "test.jsonl", generate_countdown(4, seed=0, split="test"))
@@ -70,10 +68,6 @@ def _interrupted_after_update(train, module, update, *args, **kwargs):
     _killed_after(module, "end_of_update", lambda setup, eval_sets, cfg, done, seed: done == update, train, *args, **kwargs)
 
 
-def _weights(path):
-    return {k: v.clone() for k, v in load_model(str(path)).state_dict().items()}
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatch):
     train, cfg = CONFIGS[name]
@@ -89,17 +83,17 @@ def test_trainer_runs_logs_and_resumes_exactly(world, tmp_path, name, monkeypatc
     assert not (tmp_path / "never").exists()
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "resumed"), str(tmp_path / "ck2"), cfg, **args)
 
-    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a), "resume must reproduce the uninterrupted run exactly"
     # Killed after update 3 (one past the checkpoint at 2): update 3 is redone, logged once.
     module = importlib.import_module("maskdiff.train.trainer")  # the update loop every trainer runs
     _interrupted_after_update(train, module, 3, str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "never"),
                               str(tmp_path / "ck3"), cfg, **args)
     train(str(world / "base"), [str(world / "train.jsonl")], str(tmp_path / "resumed3"), str(tmp_path / "ck3"), cfg, **args)
-    c = _weights(tmp_path / "resumed3")
+    c = weights(tmp_path / "resumed3")
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert [r["update"] for r in read_jsonl(tmp_path / "resumed3" / "metrics.jsonl") if r.get("event") == "update"] == [1, 2, 3, 4]
-    base = _weights(world / "base")
+    base = weights(world / "base")
     assert any(not torch.equal(a[k], base[k]) for k in a), "training must change the weights"
     log = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
     assert [r["update"] for r in log if r.get("event") == "update"] == [1, 2, 3, 4]

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from maskdiff.io import read_jsonl
-from maskdiff.models import TinyModelSpec, load_model
+from maskdiff.models import TinyModelSpec
 from maskdiff.train.data import build_supervised
 from maskdiff.train.diffusion_loss import diffusion_loss_from_logits, mask_responses
 from maskdiff.train.pretrain import PretrainConfig, pretrain
 from maskdiff.tasks.build import build_task
+from helpers import weights
 
 
 def test_masking_touches_responses_only(ids):
@@ -86,17 +87,13 @@ def pretrain_data(tmp_path_factory):
 SPEC = TinyModelSpec(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
 
 
-def _weights(path):
-    return {k: v.clone() for k, v in load_model(str(path)).state_dict().items()}
-
-
 def test_pretrain_resume_is_exact(tmp_path, pretrain_data):
     cfg = PretrainConfig(steps=8, batch_size=8, warmup_steps=2, checkpoint_every=4, log_every=1)
     pretrain(pretrain_data, tmp_path / "straight", tmp_path / "ck1", SPEC, cfg, 12)
     # Interrupted run: train 4 updates (checkpoint at 4), then a fresh process continues to 8.
     _run_until(pretrain_data, tmp_path / "ck2", cfg, stop_after=4)
     pretrain(pretrain_data, tmp_path / "resumed", tmp_path / "ck2", SPEC, cfg, 12)
-    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
     steps = [r["step"] for r in log if r.get("event") == "update"]
@@ -109,7 +106,7 @@ def test_pretrain_with_unconditional_rows_trains_and_resumes(tmp_path, pretrain_
     pretrain(pretrain_data, tmp_path / "straight", tmp_path / "ck1", SPEC, cfg, 12)
     _run_until(pretrain_data, tmp_path / "ck2", cfg, stop_after=3)
     pretrain(pretrain_data, tmp_path / "resumed", tmp_path / "ck2", SPEC, cfg, 12)
-    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="unconditional_fraction"):
         pretrain(pretrain_data, tmp_path / "x", tmp_path / "ck3", SPEC, PretrainConfig(unconditional_fraction=1.5), 12)

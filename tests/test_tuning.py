@@ -9,7 +9,7 @@ import pytest
 
 from maskdiff.config import load_config
 from maskdiff.errors import InputError
-from maskdiff.train.configs import trainer_config
+from maskdiff.pipeline.trainer_settings import trainer_config
 from maskdiff.tuning import parse_point, point_name, read_tuned, select, stage_points, stage_result, summarise
 
 TIES = [{"key": "lr", "prefer": "smaller"}, {"key": "warmup", "prefer": "smaller"}, {"key": "beta", "prefer": "larger"}]

@@ -40,10 +40,10 @@ def cmd_prepare_data(args) -> None:
     from .tasks.paper import build_paper_task
 
     if args.source == "hub":
-        entry = build_paper_task(args.task, {"prompt_style": args.prompt_style, **args.settings}, args.seed, args.out_dir)
+        entry = build_paper_task(args.task, {"prompt_style": args.prompt_style, **args.settings}, args.seed, args.out)
     else:
-        entry = build_task(args.task, args.settings, args.seed, args.out_dir, args.prompt_style)
-    write_json(Path(args.out_dir) / "manifest.json", entry)
+        entry = build_task(args.task, args.settings, args.seed, args.out, args.prompt_style)
+    write_json(Path(args.out) / "manifest.json", entry)
     log.info("%s: %s", args.task, {k: v["count"] for k, v in entry["files"].items()})
 
 
@@ -53,11 +53,32 @@ def cmd_pretrain(args) -> None:
 
     _threads(args.threads)
     settings = {k: v for k, v in args.settings.items() if k != "threads"}
-    result = pretrain(
-        args.data, args.out, args.checkpoint_dir, TinyModelSpec(**args.model_spec),
-        PretrainConfig(seed=args.seed, **settings), args.gen_length,
-    )
+    spec = _construct(TinyModelSpec, args.model_spec, "--model-spec")
+    config = _construct(PretrainConfig, {"seed": args.seed, **settings}, "--settings")
+    result = pretrain(args.data, args.out, args.checkpoint_dir, spec, config, args.gen_length)
     log.info("pretraining done: %s", result)
+
+
+def _construct(cls, values, flag: str):
+    """``cls(**values)``; a JSON value that is not a mapping, an unknown key or a rejected value is
+    one InputError line naming the flag."""
+    if not isinstance(values, dict):
+        raise InputError(f"{flag}: expected a JSON object, got {values!r:.80}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{flag}: {exc}") from None
+
+
+def _cell(values, flag: str = "--cell"):
+    """A decoding cell's JSON -> DecodeSettings; an unknown key or a bad value (e.g. a block length
+    that does not divide gen_length) is one InputError line naming ``flag``."""
+    from .sampling.generate import settings_from_config
+
+    try:
+        return settings_from_config(values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{flag}: bad decoding cell: {exc}") from None
 
 
 def _load(args):
@@ -76,12 +97,12 @@ def _load_model(path: str, opts: dict):
 
 def cmd_trajectories(args) -> None:
     from .io import write_json
-    from .sampling.generate import settings_from_config
     from .tasks.records import read_task_records
     from .trajectories import build_trajectories
 
     _threads(args.threads)
     records = {task: read_task_records(path, "validation")[: args.scan] for task, path in _eval_files(args.validation, "--validation").items()}
+    cell = _cell(args.cell)  # before loading a model: a bad cell fails fast
     model, tokenizer, ids, chat = _load(args)
     others: dict = {}
     for name, path in _eval_files(args.compare, "--compare").items():
@@ -91,7 +112,7 @@ def cmd_trajectories(args) -> None:
             others.setdefault(label, {})[task] = loaded
         else:
             others[label] = loaded
-    doc = build_trajectories((model, tokenizer, ids), others, records, settings_from_config(args.cell), args.cases,
+    doc = build_trajectories((model, tokenizer, ids), others, records, cell, args.cases,
                              args.seed, chat, _rewards(args))
     write_json(args.out, doc)
     log.info("trajectories: %s", {t: f"{len(v['cases'])} cases ({v['backslide_found']} Answer Backslide of "
@@ -101,8 +122,8 @@ def cmd_trajectories(args) -> None:
 def cmd_fetch_model(args) -> None:
     from .models.loading import fetch_model, remote_code_options
 
-    fetch_model(args.name, args.out, dtype=args.model_options.get("dtype"), **remote_code_options(args.model_options))
-    log.info("saved %s to %s", args.name, args.out)
+    fetch_model(args.model, args.out, dtype=args.model_options.get("dtype"), **remote_code_options(args.model_options))
+    log.info("saved %s to %s", args.model, args.out)
 
 
 def _rewards(args):
@@ -115,8 +136,6 @@ def _rewards(args):
 
 def _cell_groups(groups) -> list[dict]:
     """``--groups`` JSON -> groups with DecodeSettings; a bad group or cell is one InputError line."""
-    from .sampling.generate import settings_from_config
-
     if not isinstance(groups, list) or not groups:
         raise InputError("--groups: expected a non-empty JSON list of {name, cells, max_problems}")
     out = []
@@ -125,10 +144,7 @@ def _cell_groups(groups) -> list[dict]:
             raise InputError(f"--groups[{i}]: expected an object with name, cells and max_problems, got {group!r:.80}")
         if not isinstance(group.get("cells"), list) or not group["cells"]:
             raise InputError(f"--groups[{i}] ({group['name']}): cells must be a non-empty list")
-        try:
-            cells = [settings_from_config(c) for c in group["cells"]]
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"--groups[{i}] ({group['name']}): bad decoding cell: {exc}") from None
+        cells = [_cell(c, f"--groups[{i}] ({group['name']})") for c in group["cells"]]
         out.append({"name": str(group["name"]), "cells": cells, "max_problems": int(group.get("max_problems") or 0)})
     return out
 
@@ -141,8 +157,8 @@ def cmd_evaluate(args) -> None:
     groups = _cell_groups(args.groups)
     records = read_task_records(args.data, "test")  # before loading the model: bad data fails fast
     model, tokenizer, ids, chat = _load(args)
-    evaluate_groups(model, tokenizer, ids, records, groups, args.out_dir, args.batch_size, args.seed, chat,
-                    args.reward_processes, args.name, _rewards(args))
+    evaluate_groups(model, tokenizer, ids, records, groups, out_dir=args.out, batch_size=args.batch_size, seed=args.seed,
+                    chat_template=chat, processes=args.reward_processes, model_name=args.model_name, rewards=_rewards(args))
 
 
 def cmd_rollout(args) -> None:
@@ -198,20 +214,19 @@ def cmd_train(args) -> None:
     else:
         from .train.mdpo import train_mdpo as train
     extra = {"fallback_files": args.fallback_train} if args.fallback_train else {}
-    result = train(args.base, args.train, args.out, args.checkpoint_dir, cfg, args.seed, args.model_options,
-                   _eval_files(args.eval), rewards=_rewards(args), **extra)
+    result = train(args.model, args.train, args.out, args.checkpoint_dir, cfg, args.seed, args.model_options,
+                   _eval_files(args.validation, "--validation"), rewards=_rewards(args), **extra)
     log.info("%s done: %s", args.algorithm, result)
 
 
 def cmd_score_validation(args) -> None:
     from .io import write_json
-    from .sampling.generate import settings_from_config
     from .tasks.records import read_task_records
     from .tuning import validation_scores
 
     _threads(args.threads)
-    records = {task: read_task_records(path, "validation") for task, path in _eval_files(args.data, "--data").items()}
-    cell = settings_from_config(args.cell)
+    records = {task: read_task_records(path, "validation") for task, path in _eval_files(args.validation, "--validation").items()}
+    cell = _cell(args.cell)
     model, tokenizer, ids, chat = _load(args)
     scores = validation_scores(model, tokenizer, ids, records, cell, args.seed, chat, _rewards(args))
     write_json(args.out, scores)
@@ -226,9 +241,9 @@ def cmd_tune_stage(args) -> None:
 
     previous = json.loads(Path(args.previous).read_text()) if args.previous else None
     points = [read_point(p) for p in args.points]
-    result = stage_result(args.model, args.stage, args.settings, points, previous, args.tie_break)
+    result = stage_result(args.model_name, args.stage, args.settings, points, previous, args.tie_break)
     write_json(args.out, result)
-    log.info("%s stage %d: chosen %s", args.model, args.stage, result["chosen"])
+    log.info("%s stage %d: chosen %s", args.model_name, args.stage, result["chosen"])
 
 
 def cmd_tune_summary(args) -> None:
@@ -242,12 +257,12 @@ def cmd_tune_summary(args) -> None:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
-    weights = sorted(Path(args.base).glob("*.safetensors"))
+    weights = sorted(Path(args.model).glob("*.safetensors"))
     # The search's date: its newest stage table (re-summarising unchanged points changes nothing).
     newest = max(Path(p).stat().st_mtime for p in args.stages)
     date = datetime.datetime.fromtimestamp(newest, datetime.timezone.utc).date().isoformat()
     run = {"preset": args.preset, "date": date, "commit": commit,
-           "base_model": args.base, "base_weights_sha256": {p.name: sha256_file(p) for p in weights}}
+           "base_model": args.model, "base_weights_sha256": {p.name: sha256_file(p) for p in weights}}
     write_json(args.out, summarise(args.stages, args.settings, run))
 
 
@@ -308,87 +323,152 @@ def cmd_summarize(args) -> None:
     log.info("wrote %s (%d rows)", args.out, len(table))
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit 2), and which reads its deprecated
+    flag aliases (``aliases``: old flag -> new flag, kept for one release) as the new names."""
+
+    aliases: dict[str, str] = {}
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        if not self.aliases:
+            return super().parse_known_args(args, namespace)
+        args, used = _renamed(sys.argv[1:] if args is None else list(args), self.aliases)
+        namespace, rest = super().parse_known_args(args, namespace)
+        if used:
+            namespace._deprecated = [f"{self.prog}: {old} is a deprecated alias of {self.aliases[old]}" for old in used]
+        return namespace, rest
+
+
+def _renamed(argv: list[str], aliases: dict[str, str]) -> tuple[list[str], list[str]]:
+    """``argv`` with every deprecated flag (``--base`` or ``--base=x``) under its new name, and the
+    old flags that were used."""
+    out, used = [], []
+    for i, token in enumerate(argv):
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        flag, eq, value = token.partition("=")
+        if flag in aliases:
+            used.append(flag)
+            token = aliases[flag] + eq + value
+        out.append(token)
+    return out, used
+
+
+def _parent(*flags: str, **kwargs) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(*flags, **kwargs)
+    return parent
+
+
+# The options several subcommands share, each defined once (argparse parents: every subcommand's
+# option is this very action). What the model or the output is in one subcommand is in its
+# description; tests/test_cli_names.py fails when a subcommand names one of these ideas otherwise.
+MODEL = _parent("--model", required=True, help="model directory or hub id")
+MODEL_OPTIONS = _parent("--model-options", type=_json, default={},
+                        help="JSON: trust_remote_code_for, remote_code_sha256, revision, mask_token_id, chat_template, dtype")
+SEED = _parent("--seed", type=int, default=0, help="random seed")
+THREADS = _parent("--threads", type=int, default=1, help="torch CPU threads")
+REWARDS = _parent("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
+OUT = _parent("--out", required=True, help="what the command writes (file or directory: see above)")
+SHARED = {"--model": MODEL, "--model-options": MODEL_OPTIONS, "--seed": SEED, "--threads": THREADS,
+          "--rewards": REWARDS, "--out": OUT}
+
+# Old flag -> new flag, per subcommand: read for one release (the workflow's rules move to the new
+# names), listed in each subcommand's --help and the README's CLI table.
+DEPRECATED = {
+    "prepare-data": {"--out-dir": "--out"},
+    "fetch-model": {"--name": "--model"},
+    "evaluate": {"--name": "--model-name", "--out-dir": "--out"},
+    "train-sft": {"--base": "--model", "--eval": "--validation"},
+    "train-diffu-grpo": {"--base": "--model", "--eval": "--validation"},
+    "train-mdpo": {"--base": "--model", "--eval": "--validation"},
+    "score-validation": {"--data": "--validation"},
+    "tune-stage": {"--model": "--model-name"},
+    "tune-summary": {"--base": "--model"},
+}
+
+
+def _command(sub, name: str, text: str, *shared: str, notes: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """Subcommand ``name`` with the shared options ``shared`` (flags of :data:`SHARED`); ``notes``
+    say what a shared option is in this subcommand (``{"--out": "model directory"}``)."""
+    description = "\n".join([text, *(f"  {flag}: {what}" for flag, what in (notes or {}).items())])
+    aliases = DEPRECATED.get(name, {})
+    epilog = "\n".join(["deprecated aliases (read for one release):",
+                        *(f"  {old} -> {new}" for old, new in aliases.items())]) if aliases else None
+    p = sub.add_parser(name, help=text, description=description, epilog=epilog, parents=[SHARED[f] for f in shared],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.aliases = aliases
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maskdiff", description=__doc__)
+    parser = _Parser(prog="maskdiff", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"maskdiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<subcommand>")
 
     sub.add_parser("run", help="snakemake <arguments>, after reading its --configfile files strictly (errors with file:line)",
                    add_help=False)
-    p = sub.add_parser("prepare-data", help="generate one task's pretrain/train/test splits and manifest")
+    p = _command(sub, "prepare-data", "generate one task's pretrain/train/test splits and manifest", "--seed", "--out",
+                 notes={"--out": "the task's directory (splits and manifest.json)"})
     p.add_argument("--task", required=True, choices=["countdown", "arithmetic", "math500"])
     p.add_argument("--source", default="generated", choices=["generated", "hub"], help="seeded generators or the paper's datasets")
     p.add_argument("--settings", type=_json, required=True, help="the task's config section (JSON)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prompt-style", default="compact", choices=["compact", "paper"])
-    p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_prepare_data)
 
-    p = sub.add_parser("pretrain", help="pretrain the tiny base model with the masked-diffusion loss")
+    p = _command(sub, "pretrain", "pretrain the tiny base model with the masked-diffusion loss", "--seed", "--threads",
+                 "--out", notes={"--out": "model directory (save_pretrained)"})
     p.add_argument("--data", nargs="+", required=True, help="pretraining JSONL files")
-    p.add_argument("--out", required=True, help="model directory (save_pretrained)")
     p.add_argument("--checkpoint-dir", required=True, help="resumable checkpoint directory")
     p.add_argument("--model-spec", type=_json, required=True)
     p.add_argument("--settings", type=_json, required=True, help="the pretrain config section (JSON)")
     p.add_argument("--gen-length", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("fetch-model", help="download a hub model once and save it (safetensors) as the base model")
-    p.add_argument("--name", required=True, help="hub id or local path")
-    p.add_argument("--model-options", type=_json, default={},
-                   help="trust_remote_code_for, remote_code_sha256, revision, dtype")
-    p.add_argument("--out", required=True)
+    p = _command(sub, "fetch-model", "download a hub model once and save it (safetensors) as the base model",
+                 "--model", "--model-options", "--out",
+                 notes={"--model": "hub id or local path", "--model-options": "trust_remote_code_for, remote_code_sha256, revision, dtype",
+                        "--out": "the saved model directory"})
     p.set_defaults(func=cmd_fetch_model)
 
-    p = sub.add_parser("evaluate", help="evaluate a model on a task over groups of decoding cells")
-    p.add_argument("--model", required=True, help="model directory or hub id")
-    p.add_argument("--model-options", type=_json, default={},
-                   help="trust_remote_code_for, remote_code_sha256, revision, mask_token_id, chat_template, dtype")
-    p.add_argument("--name", default="", help="model name recorded in the outputs")
+    p = _command(sub, "evaluate", "evaluate a model on a task over groups of decoding cells",
+                 "--model", "--model-options", "--rewards", "--seed", "--threads", "--out",
+                 notes={"--out": "directory: <group>.json and <group>.problems.jsonl per group"})
+    p.add_argument("--model-name", default="", help="model name recorded in the outputs")
     p.add_argument("--data", required=True, help="test JSONL")
     p.add_argument("--groups", type=_json, required=True,
                    help='JSON list of cell groups: [{"name": "B16-S16", "cells": [...], "max_problems": 0}, ...]')
-    p.add_argument("--out-dir", required=True, help="writes <name>.json and <name>.problems.jsonl per group")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reward-processes", type=int, default=0)
-    p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("trajectories", help="step-by-step denoising of a few Answer Backslide validation problems")
-    p.add_argument("--model", required=True, help="the base model (its decoding picks the cases)")
-    p.add_argument("--model-options", type=_json, default={})
+    p = _command(sub, "trajectories", "step-by-step denoising of a few Answer Backslide validation problems",
+                 "--model", "--model-options", "--rewards", "--seed", "--threads", "--out",
+                 notes={"--model": "the base model (its decoding picks the cases)", "--out": "JSON the report draws"})
     p.add_argument("--compare", nargs="*", default=[], help="name=model dir (per task: name@task=dir), decoded on the same cases")
     p.add_argument("--validation", nargs="+", required=True, help="task=validation JSONL")
     p.add_argument("--cell", type=_json, required=True, help="the decoding cell (JSON, as the config's default cell)")
     p.add_argument("--cases", type=int, default=3, help="cases per task")
     p.add_argument("--scan", type=int, default=64, help="validation problems per task the base model decodes to find them")
-    p.add_argument("--rewards", type=_json, default={})
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="JSON the report draws")
     p.set_defaults(func=cmd_trajectories)
 
-    p = sub.add_parser("rollout", help="decode one shard of training prompts with per-step correctness")
-    p.add_argument("--model", required=True)
-    p.add_argument("--model-options", type=_json, default={})
+    p = _command(sub, "rollout", "decode one shard of training prompts with per-step correctness",
+                 "--model", "--model-options", "--rewards", "--seed", "--threads", "--out",
+                 notes={"--out": "the shard's rows (JSONL)"})
     p.add_argument("--data", required=True, help="training JSONL")
     p.add_argument("--shard", type=int, required=True, help="0-based shard index")
     p.add_argument("--num-shards", type=int, required=True)
     p.add_argument("--settings", type=_json, required=True, help="gen_length, steps, block_lengths, remasking, schedule")
-    p.add_argument("--out", required=True)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reward-processes", type=int, default=0)
-    p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_rollout)
 
-    p = sub.add_parser("mine", help="gather rollout shards into the Answer Backslide set, all-data set and stats")
+    p = _command(sub, "mine", "gather rollout shards into the Answer Backslide set, all-data set and stats")
     p.add_argument("--train", required=True, help="training JSONL")
     p.add_argument("--shards", nargs="*", default=[], help="rollout shard JSONLs")
     p.add_argument("--premined", default=None, help="use this pre-mined CSV (Problem, Solution) instead of mining")
@@ -399,86 +479,73 @@ def build_parser() -> argparse.ArgumentParser:
 
     for algorithm, text in (("sft", "masked SFT on reference solutions"), ("diffu-grpo", "diffu-GRPO (d1) baseline"),
                             ("mdpo", "MDPO: rewards on every denoising step")):
-        p = sub.add_parser(f"train-{algorithm}", help=f"fine-tune: {text}")
-        p.add_argument("--base", required=True, help="base model directory")
-        p.add_argument("--model-options", type=_json, default={})
+        p = _command(sub, f"train-{algorithm}", f"fine-tune: {text}",
+                     "--model", "--model-options", "--rewards", "--seed", "--threads", "--out",
+                     notes={"--model": "the base model directory", "--out": "the trained model directory"})
         p.add_argument("--train", nargs="+", required=True, help="training JSONL files")
-        p.add_argument("--out", required=True)
         p.add_argument("--checkpoint-dir", required=True)
         p.add_argument("--settings", type=_json, required=True, help="the algorithm's config (JSON)")
-        p.add_argument("--eval", nargs="*", default=[], help="task=validation.jsonl pairs for the training curves (never the test set)")
+        p.add_argument("--validation", nargs="*", default=[],
+                       help="task=validation.jsonl pairs for the training curves (never the test set)")
         p.add_argument("--fallback-train", nargs="*", default=[], help="(mdpo) prompts used if --train files are empty")
-        p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--threads", type=int, default=1)
         p.set_defaults(func=cmd_train, algorithm=algorithm)
 
-    p = sub.add_parser("score-validation", help="a model's accuracy on the validation splits at one cell (tuning score)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--model-options", type=_json, default={})
-    p.add_argument("--data", nargs="+", required=True, help="task=validation.jsonl pairs")
+    p = _command(sub, "score-validation", "a model's accuracy on the validation splits at one cell (tuning score)",
+                 "--model", "--model-options", "--rewards", "--seed", "--threads", "--out",
+                 notes={"--out": "validation.json"})
+    p.add_argument("--validation", nargs="+", required=True, help="task=validation.jsonl pairs")
     p.add_argument("--cell", type=_json, required=True, help="decoding cell (JSON)")
-    p.add_argument("--rewards", type=_json, default={}, help="RewardSettings fields (JSON; config section rewards)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_score_validation)
 
-    p = sub.add_parser("tune-stage", help="one tuning stage's table and choice from its scored points")
-    p.add_argument("--model", required=True)
+    p = _command(sub, "tune-stage", "one tuning stage's table and choice from its scored points", "--out",
+                 notes={"--out": "the stage's table (JSON)"})
+    p.add_argument("--model-name", required=True, help="the tuned model's name, recorded in the table")
     p.add_argument("--stage", type=int, required=True)
     p.add_argument("--settings", type=_json, required=True, help="the stage's config (JSON)")
     p.add_argument("--tie-break", type=_json, required=True)
     p.add_argument("--previous", default=None, help="the previous stage's table (its choice is carried forward)")
     p.add_argument("--points", nargs="+", required=True, help="point directories (model/, validation.json)")
-    p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tune_stage)
 
-    p = sub.add_parser("tune-summary", help="the tuning search's chosen settings, grid and scores (chosen.json)")
+    p = _command(sub, "tune-summary", "the tuning search's chosen settings, grid and scores (chosen.json)",
+                 "--model", "--out", notes={"--model": "the base model the search started from", "--out": "chosen.json"})
     p.add_argument("--stages", nargs="+", required=True)
     p.add_argument("--settings", type=_json, required=True, help="tuning stages and tie_break (JSON)")
     p.add_argument("--preset", required=True)
-    p.add_argument("--base", required=True, help="the base model the search started from")
-    p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_tune_summary)
 
-    p = sub.add_parser("precision-model-free", help="fp32 vs fp64 categorical draws against a mask class (simulated + analytic)")
+    p = _command(sub, "precision-model-free", "fp32 vs fp64 categorical draws against a mask class (simulated + analytic)",
+                 "--threads", "--out", notes={"--out": "CSV"})
     p.add_argument("--settings", type=_json, required=True, help="ModelFreeSettings fields (JSON)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_precision_model_free)
 
-    p = sub.add_parser("precision-model", help="ancestral fp32/fp64 vs FHS sampling on a trained model")
-    p.add_argument("--model", required=True)
-    p.add_argument("--model-options", type=_json, default={})
+    p = _command(sub, "precision-model", "ancestral fp32/fp64 vs FHS sampling on a trained model",
+                 "--model", "--model-options", "--threads", "--out", notes={"--out": "CSV"})
     p.add_argument("--data", required=True, help="prompts (test JSONL) for the prompted mode")
     p.add_argument("--max-problems", type=int, default=0)
     p.add_argument("--settings", type=_json, required=True, help="ModelStudySettings fields (JSON)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_precision_model)
 
-    p = sub.add_parser("precision-combine", help="concatenate precision CSVs")
+    p = _command(sub, "precision-combine", "concatenate precision CSVs", "--out", notes={"--out": "CSV"})
     p.add_argument("--inputs", nargs="+", required=True)
-    p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_precision_combine)
 
-    p = sub.add_parser("summarize", help="gather evaluation JSONs into one CSV table")
+    p = _command(sub, "summarize", "gather evaluation JSONs into one CSV table", "--out",
+                 notes={"--out": "the full table (one row per model x task x cell)"})
     p.add_argument("--inputs", nargs="+", required=True)
-    p.add_argument("--out", required=True, help="the full table (one row per model x task x cell)")
     p.add_argument("--headline", default=None, help="also write the rows of the default cell here")
     p.add_argument("--default-cell", type=_json, default=None, help='e.g. {"block_length": 16, "steps": 16}')
     p.add_argument("--metrics", default=None, help="also write the headline as nested JSON metrics (DVC)")
     p.set_defaults(func=cmd_summarize)
-    p = sub.add_parser("curves", help="trained models' metrics logs as per-run CSV tables (what dvc plots draws)")
+    p = _command(sub, "curves", "trained models' metrics logs as per-run CSV tables (what dvc plots draws)", "--out",
+                 notes={"--out": "directory: train/<run>.csv, validation/<run>.csv"})
     p.add_argument("--models", nargs="*", default=[], help="trained model directories (each with metrics.jsonl)")
-    p.add_argument("--out", required=True, help="directory: train/<run>.csv, validation/<run>.csv")
     p.set_defaults(func=cmd_curves)
-    p = sub.add_parser("figures", help="headline figures of a run as SVG (what snakemake --report attaches)")
+    p = _command(sub, "figures", "headline figures of a run as SVG (what snakemake --report attaches)", "--out",
+                 notes={"--out": "directory of the SVG files"})
     p.add_argument("--summary", required=True)
     p.add_argument("--sweep", required=True)
     p.add_argument("--curves", required=True, help="the directory `maskdiff curves` wrote")
-    p.add_argument("--out", required=True, help="directory of the SVG files")
     p.set_defaults(func=cmd_figures)
     add_results_commands(sub)
     return parser
@@ -501,10 +568,10 @@ def add_results_commands(sub) -> None:
         same = readme_command(args.snapshot, args.readme, args.check)
         log.info("%s: results section %s", args.readme, "up to date" if same else f"rewritten from {args.snapshot}")
 
-    p = sub.add_parser("results-snapshot", help="every number the README shows, from a finished run, into a JSON snapshot")
+    p = _command(sub, "results-snapshot", "every number the README shows, from a finished run, into a JSON snapshot", "--out",
+                 notes={"--out": "the snapshot JSON, e.g. docs/results/local.json"})
     p.add_argument("--results", required=True, help="the run's results directory, e.g. results/local")
     p.add_argument("--preset", default=None, help="preset name recorded in the snapshot (default: the directory's name)")
-    p.add_argument("--out", required=True, help="the snapshot JSON, e.g. docs/results/local.json")
     p.add_argument("--date", default=None, help="run date recorded (default: the date summary.csv was written)")
     p.add_argument("--replicates", nargs="*", default=[],
                    help="results directories of the same preset with other base seeds (make replicate)")
@@ -517,12 +584,12 @@ def add_results_commands(sub) -> None:
         same = perf_command(args.readme, args.check)
         log.info("%s: performance section %s", args.readme, "up to date" if same else "rewritten")
 
-    p = sub.add_parser("perf-readme", help="rewrite the README between <!-- performance:begin/end --> from the benchmarks' JSON")
+    p = _command(sub, "perf-readme", "rewrite the README between <!-- performance:begin/end --> from the benchmarks' JSON")
     p.add_argument("--readme", default="README.md")
     p.add_argument("--check", action="store_true", help="only check (exit 2 if the section differs)")
     p.set_defaults(func=perf)
 
-    p = sub.add_parser("results-readme", help="rewrite the README between <!-- results:begin/end --> from a snapshot")
+    p = _command(sub, "results-readme", "rewrite the README between <!-- results:begin/end --> from a snapshot")
     p.add_argument("--snapshot", required=True, help="a results-snapshot JSON; the README cites this path")
     p.add_argument("--readme", default="README.md")
     p.add_argument("--check", action="store_true", help="only check that the README is what the snapshot gives (exit 2 if not)")
@@ -530,9 +597,11 @@ def add_results_commands(sub) -> None:
 
 
 def _input_paths(args) -> list[Path]:
-    """Every path-like argument of the command (``--eval`` pairs give their path part)."""
+    """Every path-like argument of the command (``--validation`` pairs give their path part)."""
     values = []
-    for value in vars(args).values():
+    for key, value in vars(args).items():
+        if key.startswith("_"):  # bookkeeping (deprecated aliases used), not an argument
+            continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item:
                 values.append(item)
@@ -590,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for note in getattr(args, "_deprecated", []):
+        log.warning("%s", note)
     try:
         args.func(args)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, with its cause unless it is an input error

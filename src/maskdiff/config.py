@@ -1,8 +1,24 @@
 """Configuration: JSON-schema validation with defaults and errors that name the offending key.
 
-The schema (``workflow/schemas/config.schema.yaml``) is the single source of defaults: they are
-the ``local`` preset. Sections marked ``x-defaults-from`` take their keys and defaults from the
-settings dataclass they name (generated when the schema is loaded), so those exist once. Presets are partial YAML files merged over the defaults. Both Snakemake
+Defaults are the ``local`` preset, and each is defined once. A key that is a field of a settings
+dataclass takes its default from the dataclass; every other key's default is in the schema
+(``workflow/schemas/config.schema.yaml``). The schema refers to the dataclasses in two ways, both
+generated when it is loaded (:func:`maskdiff.config_schema.load_schema`):
+
+* ``x-defaults-from: module.Class`` (the precision sections): one property per field with the
+  dataclass's default, filled into the config, so a preset that sets one key leaves the others at
+  the dataclass's values and the filled config shows what runs.
+* ``x-documents: module.Class`` (the trainer sections ``training.sft`` / ``diffu_grpo`` / ``mdpo``):
+  documented, not filled. One property per field with its type, its default as ``x-default`` and
+  its source comment as description, but nothing is copied into the config:
+  :func:`maskdiff.pipeline.trainer_settings.trainer_config` merges the section over the shared keys and the
+  tuned file, which a filled section would override. ``x-default-from`` names the config key a
+  field's value comes from when the section does not set it; ``x-set-by-workflow`` the fields a
+  section may not set.
+
+Hand-written sections that mirror a dataclass (``pretrain``, ``data.countdown``,
+``data.arithmetic``, ``model.tiny``) are checked equal to it by ``tests/test_config_defaults.py``.
+Presets are partial YAML files merged over the defaults. Both Snakemake
 (``workflow/rules/common.smk``) and the tests validate through this module.
 """
 
@@ -14,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, ValidationError, validators
 
+from .config_schema import load_schema
 from .errors import InputError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "config" / "presets"
 LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -81,6 +97,14 @@ def _with_defaults(validator_class):
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
+        if "x-documents" in schema:
+            # Documented, not filled (see the module docstring): building the dataclass checks the
+            # types and names an unknown key with a did-you-mean hint (check_sections).
+            taken = sorted(set(instance) & set(schema.get("x-set-by-workflow", {}))) if isinstance(instance, dict) else []
+            if taken:
+                sources = "; ".join(f"{k}: {schema['x-set-by-workflow'][k]}" for k in taken)
+                yield ValidationError(f"{taken} set by the workflow, not by this section ({sources})")
+            return
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
@@ -98,42 +122,6 @@ def _with_defaults(validator_class):
 
 
 _DefaultFilling = _with_defaults(Draft202012Validator)
-
-
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    """The schema, with every ``x-defaults-from`` section's keys generated from its dataclass."""
-    with open(path) as fh:
-        schema = yaml.safe_load(fh)
-    _generate_sections(schema)
-    return schema
-
-
-def _generate_sections(node) -> None:
-    """A section marked ``x-defaults-from: module.Class`` gets one property per field of the settings
-    dataclass, with the dataclass's default (the one copy): a preset that sets one key of it leaves
-    every other key at that default, and the filled config shows the values that run. Fields the
-    workflow sets itself (``x-set-by-workflow``) are not config keys. Types and unknown keys are
-    checked by :func:`maskdiff.settings.build`, which names the key."""
-    if isinstance(node, dict):
-        if "x-defaults-from" in node:
-            import dataclasses
-            import importlib
-
-            from .settings import as_dict
-
-            module, _, name = node["x-defaults-from"].rpartition(".")
-            cls = getattr(importlib.import_module(module), name)
-            defaults = as_dict(cls())
-            skip = set(node.get("x-set-by-workflow", []))
-            node["properties"] = {f.name: {"default": defaults[f.name]} for f in dataclasses.fields(cls)
-                                  if f.init and f.name not in skip}
-            node["additionalProperties"] = False
-            node["default"] = {}
-        for value in node.values():
-            _generate_sections(value)
-    elif isinstance(node, list):
-        for value in node:
-            _generate_sections(value)
 
 
 def _describe(error) -> str:
@@ -319,7 +307,9 @@ def check_sections(config: dict) -> None:
     """Build every settings dataclass the jobs will build, so a bad field fails now, naming its key."""
     from .precision_settings import ModelFreeSettings, ModelStudySettings
     from .settings import build
-    from .train.configs import CONFIG_CLASSES, TRAINERS, split_model, trained_models, trainer_config
+    from .pipeline.models import TRAINERS, split_model, trained_models
+    from .pipeline.trainer_settings import trainer_config
+    from .train.configs import CONFIG_CLASSES
 
     training = config["training"]
     models = trained_models(config)
@@ -333,11 +323,12 @@ def check_sections(config: dict) -> None:
             raise ConfigError(f"config key training.{algorithm}: {per_update} must be a multiple of "
                               f"resources.train.gpu={gpus} (each process takes an equal share)")
     from .rewards.settings import RewardSettings
+    from .pipeline.layout import Layout
     from .tracking import settings_from_config
 
     build(RewardSettings, config["rewards"], "rewards")
     try:
-        settings_from_config(config["tracking"], f"results/{config['preset']}", config["preset"])
+        settings_from_config(config["tracking"], Layout.of(config["preset"]).tracking, config["preset"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
     precision = config["precision"]

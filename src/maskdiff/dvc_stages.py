@@ -45,7 +45,9 @@ from pathlib import Path
 import yaml
 
 from .config import load_config
-from .train.configs import split_model, trained_models, trains_per_task
+from .pipeline.layout import (PAPER_TABLE, PRECISION_NOTEBOOK, REFERENCE_COUNTDOWN_TEST, REPORT_NOTEBOOK, Layout, run_name,
+                              trained_runs)
+from .pipeline.models import split_model, trained_models, trains_per_task
 
 PRESETS_DIR = Path("config/presets")
 DVC_YAML = Path("dvc.yaml")
@@ -124,8 +126,8 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     rel = preset_file.relative_to(root).as_posix() if preset_file.is_absolute() else preset_file.as_posix()
     c = load_config(root / rel)  # a preset stands alone (its keys over the schema defaults), as in the Snakefile
     p = c["preset"]
-    D, R = f"data/{p}", f"results/{p}"
-    L, B = f"{R}/logs", f"{R}/benchmarks"
+    lay = Layout.of(p)
+    D = lay.data
     tasks = list(c["data"]["tasks"])
     premined = c["mining"]["premined"]
     rollout_tasks = [t for t in tasks if t not in premined]
@@ -144,81 +146,81 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     hub = c["data"]["hub"] if c["data"]["source"] == "hub" else {}
     sources = [v for t in tasks for k, v in hub.get(t, {}).items() if k in ("source", "train_source")]
     if hub and "countdown" in tasks and not hub.get("countdown", {}).get("source"):
-        sources.append("data/reference/countdown_cd3_test.jsonl")  # the paper's test set (data.smk)
+        sources.append(REFERENCE_COUNTDOWN_TEST)  # the paper's test set (data.smk)
     stages.append(stage("data", "task splits (pretrain / train / validation / test) of every task",
-                        [f"{D}/tasks/{t}/manifest.json" for t in tasks], CODE + _local_files(root, sources),
-                        [D, f"{L}/prepare_data", f"{B}/prepare_data"], []))
+                        [lay.manifest(t) for t in tasks], CODE + _local_files(root, sources),
+                        [D, lay.log_dir("prepare_data"), lay.benchmark_dir("prepare_data")], []))
     # ---- base model
     if pretrained:
         stages.append(stage("base", f"base model {c['model']['name_or_path']} fetched once (safetensors)",
-                            [f"{R}/models/base"], CODE + _local_files(root, [c["model"]["name_or_path"]]),
-                            [f"{R}/models/base", f"{L}/fetch_base.log", f"{B}/fetch_base.tsv"], []))
+                            [lay.base_model], CODE + _local_files(root, [c["model"]["name_or_path"]]),
+                            [lay.base_model, lay.log("fetch_base"), lay.benchmark("fetch_base")], []))
     else:
         pre = c["pretrain"]
-        ckpt = [f"{R}/checkpoints/base"] if pre["checkpoint_every"] < pre["steps"] else []
+        ckpt = [lay.checkpoint_dir("base")] if pre["checkpoint_every"] < pre["steps"] else []
         stages.append(stage("base", "tiny base model pretrained in the DAG (+ its last checkpoint)",
-                            [f"{R}/models/base"], CODE + [D],
-                            [f"{R}/models/base", *ckpt, f"{R}/checkpoints/base.metrics.jsonl",
-                             f"{L}/pretrain_base.log", f"{B}/pretrain_base.tsv", *tracking_outs(c, "base")],
+                            [lay.base_model], CODE + [D],
+                            [lay.base_model, *ckpt, lay.checkpoint_metrics("base"),
+                             lay.log("pretrain_base"), lay.benchmark("pretrain_base"), *tracking_outs(c, "base")],
                             [name("data")]))
     # ---- rollouts + mining
     deps, outs, upstream = CODE + [D] + _local_files(root, list(premined.values())), [], [name("data")]
     if rollout_tasks:
-        deps.append(f"{R}/models/base")
+        deps.append(lay.base_model)
         upstream.append(name("base"))
-        outs += [f"{R}/rollouts", f"{L}/rollouts", f"{B}/rollout_shard"]
-    outs += [f"{R}/mining", f"{L}/mining", f"{B}/mine_answer_backslide"]
+        outs += [lay.result("rollouts"), lay.log_dir("rollouts"), lay.benchmark_dir("rollout_shard")]
+    outs += [lay.mining, lay.log_dir("mining"), lay.benchmark_dir("mine_answer_backslide")]
     stages.append(stage("mining", "baseline rollouts + Answer Backslide sets (or the pre-mined ones)",
-                        [f"{R}/mining/{t}/stats.json" for t in tasks], deps, outs, upstream))
+                        [lay.mining_stats(t) for t in tasks], deps, outs, upstream))
     # ---- one stage per trained model: the model, its checkpoint and training curves
     t = c["training"]
     accelerate = [t["accelerate_config"]] if t["accelerate_config"] and c["resources"]["train"].get("gpu", 0) > 1 else []
     accelerate += [t["tuned"]] if t["tuned"] else []  # the tuned file sets the trainers' lr, warm-up and KL weight
     for model in trained:
-        ckpt = f"{R}/checkpoints/{model}" if t["checkpoint_every"] < t["updates"] else None
+        ckpt = lay.checkpoint_dir(model) if t["checkpoint_every"] < t["updates"] else None
         if trains_per_task(c, model):  # one job per task: models/<model>/<task>, checkpoints and curves inside <model>/
-            targets, desc = [f"{R}/models/{model}/{task}" for task in tasks], f"{model} trained per task"
-            logs = [f"{R}/checkpoints/{model}", f"{L}/train/{model}", f"{B}/train/{model}"]
+            targets, desc = [lay.model_dir(run_name(model, task)) for task in tasks], f"{model} trained per task"
+            logs = [lay.checkpoint_dir(model), lay.log_dir("train", model), lay.benchmark_dir("train", model)]
         else:
-            targets, desc = [f"{R}/models/{model}"], f"{model} trained"
-            logs = [*([ckpt] if ckpt else []), f"{R}/checkpoints/{model}.metrics.jsonl", f"{L}/train/{model}.log",
-                    f"{B}/train/{model}.tsv"]
+            targets, desc = [lay.model_dir(model)], f"{model} trained"
+            logs = [*([ckpt] if ckpt else []), lay.checkpoint_metrics(model), lay.log("train", model),
+                    lay.benchmark("train", model)]
         logs += tracking_outs(c, model)
         stages.append(stage(
             f"train-{model}", f"{desc} from the base model (+ its last checkpoint, resumable)",
-            targets, CODE + accelerate + [D, f"{R}/models/base", f"{R}/mining"], [f"{R}/models/{model}", *logs],
+            targets, CODE + accelerate + [D, lay.base_model, lay.mining], [lay.model_dir(model), *logs],
             [name("data"), name("base"), name("mining")], checkpoint=ckpt))
     # ---- evaluation, one stage per model
     for model in ["base", *trained]:
         cells = "the default cell" if split_model(model)[1] else "every grid cell"
         stages.append(stage(
             f"eval-{model}", f"decoding sweep of {model} (every task x {cells})",
-            [f"{R}/eval/{model}/{task}" for task in tasks],
-            CODE + [D, f"{R}/models/{model}"],
-            [f"{R}/eval/{model}", f"{L}/evaluate/{model}", f"{B}/evaluate/{model}"],
+            [lay.eval_dir(model, task) for task in tasks],
+            CODE + [D, lay.model_dir(model)],
+            [lay.eval_model_dir(model), lay.log_dir("evaluate", model), lay.benchmark_dir("evaluate", model)],
             [name("data"), name("base" if model == "base" else f"train-{model}")]))
     # ---- tables and report: read every evaluation, the mining statistics and every job's benchmark
     upstream_stages = list(stages)
-    benchmarks = [o for s in upstream_stages for o in s.outs if o.startswith(f"{B}/")]
+    benchmarks = [o for s in upstream_stages for o in s.outs if o.startswith(f"{lay.benchmarks}/")]
+    report_rules = ("aggregate_sweep", "report", "training_curves", "figures", "trajectories")
     stages.append(stage(
         "report", "sweep/summary tables, metrics, training curves, figures and the papermill report",
-        [f"{R}/summary.csv", f"{R}/report.html", f"{R}/figures"],
-        CODE + ["notebooks/report.ipynb", "data/reference/mdpo_paper_table1.csv"]
-        + [f"{R}/eval/{m}" for m in ["base", *trained]] + [f"{R}/models/{m}" for m in trained]
-        + [f"{R}/mining"] + ([f"{R}/rollouts"] if rollout_tasks else []) + benchmarks,
-        [f"{R}/summary.csv", f"{R}/report/report.ipynb", f"{R}/report.html", f"{R}/curves", f"{R}/figures",
-         f"{R}/trajectories.json", f"{L}/aggregate_sweep.log", f"{L}/report.log", f"{L}/training_curves.log",
-         f"{L}/figures.log", f"{L}/trajectories.log", f"{B}/aggregate_sweep.tsv", f"{B}/report.tsv",
-         f"{B}/training_curves.tsv", f"{B}/figures.tsv", f"{B}/trajectories.tsv"],
-        [s.name for s in upstream_stages], metrics=[f"{R}/metrics.json"], plots=[f"{R}/sweep.csv"],
+        [lay.result("summary.csv"), lay.result("report.html"), lay.result("figures")],
+        CODE + [REPORT_NOTEBOOK, PAPER_TABLE]
+        + [lay.eval_model_dir(m) for m in ["base", *trained]] + [lay.model_dir(m) for m in trained]
+        + [lay.mining] + ([lay.result("rollouts")] if rollout_tasks else []) + benchmarks,
+        [lay.result("summary.csv"), lay.notebook("report"), lay.result("report.html"), lay.result("curves"),
+         lay.result("figures"), lay.result("trajectories.json"),
+         *[lay.log(r) for r in report_rules], *[lay.benchmark(r) for r in report_rules]],
+        [s.name for s in upstream_stages], metrics=[lay.result("metrics.json")], plots=[lay.result("sweep.csv")],
         curve_plots=curve_plots(c, trained)))
     # ---- precision / FHS study (its own branch of the DAG, from the base model)
     if c["precision"]["enabled"]:
         stages.append(stage(
             "precision", "precision / First-Hitting-Sampler study of the base model",
-            [f"{R}/precision.html"], CODE + ["notebooks/precision.ipynb", D, f"{R}/models/base"],
-            [f"{R}/precision", f"{R}/precision.csv", f"{R}/report/precision.ipynb", f"{R}/precision.html",
-             f"{L}/precision", f"{B}/precision"],
+            [lay.result("precision.html")], CODE + [PRECISION_NOTEBOOK, D, lay.base_model],
+            [lay.result("precision"), lay.result("precision.csv"), lay.notebook("precision"), lay.result("precision.html"),
+             lay.log_dir("precision"), lay.benchmark_dir("precision")],
             [name("data"), name("base")]))
     return stages
 
@@ -228,21 +230,17 @@ def tracking_outs(c: dict, run: str) -> list[str]:
     (the default ``tracking.dir``): they travel with the model whose training they show."""
     if not [n for n in c["tracking"]["log_with"] if n != "none"] or c["tracking"]["dir"]:
         return []
-    return [f"results/{c['preset']}/tracking/{run}"]
+    return [f"{Layout.of(c['preset']).tracking}/{run}"]
 
 
 def curve_plots(c: dict, trained: list[str]) -> list[dict]:
     """``dvc plots diff`` definitions of the training curves (maskdiff.figures writes the tables):
     the training reward of the RL runs, every run's training loss, the validation curves of seed 0."""
-    p, R, tasks = c["preset"], f"results/{c['preset']}", list(c["data"]["tasks"])
-    runs = [(m, t) for m in trained for t in (tasks if trains_per_task(c, m) else [None])]
-
-    def name(model, task):
-        return f"{model}/{task}" if task else model
-
-    reward = {f"{R}/curves/train/{name(m, t)}.csv": "reward_mean" for m, t in runs if split_model(m)[0] != "sft"}
-    loss = {f"{R}/curves/train/{name(m, t)}.csv": "loss" for m, t in runs}
-    validation = {f"{R}/curves/validation/{name(m, t)}.csv": [t] if t else tasks
+    p, lay, tasks = c["preset"], Layout.of(c["preset"]), list(c["data"]["tasks"])
+    runs = [(m, t) for m, t in trained_runs(c) if m in trained]
+    reward = {lay.curve("train", run_name(m, t)): "reward_mean" for m, t in runs if split_model(m)[0] != "sft"}
+    loss = {lay.curve("train", run_name(m, t)): "loss" for m, t in runs}
+    validation = {lay.curve("validation", run_name(m, t)): [t] if t else tasks
                   for m, t in runs if not split_model(m)[1]} if c["training"]["eval_every"] else {}
     plots = []
     for key, y, title in (("training-reward", reward, "training reward (mean of each update's rollouts)"),

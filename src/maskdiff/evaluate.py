@@ -141,11 +141,15 @@ def evaluate_cell(
 
 
 def evaluate_grid(
-    model, tokenizer, ids: TokenIds, records: list[dict], cells: list[DecodeSettings], out_json: str | Path,
+    model, tokenizer, *, ids: TokenIds, records: list[dict], cells: list[DecodeSettings], out_json: str | Path,
     out_problems: str | Path, batch_size: int = 64, seed: int = 0, chat_template: bool = False,
     processes: int = 0, model_name: str = "", rewards: RewardSettings | None = None,
 ) -> list[dict]:
-    """Evaluate several cells; write a JSON list of cell summaries and one JSONL of per-problem rows."""
+    """Evaluate every cell of ``cells`` on ``records``; write ``out_json`` (a JSON list of the cell
+    summaries, each with ``model_name``) and ``out_problems`` (one JSONL of per-problem rows, each
+    with its model and cell label); return the summaries. Everything after the model and its
+    tokenizer is keyword-only: ``processes`` reward worker processes (0: in-process), ``rewards``
+    the run's reward settings (default: RewardSettings())."""
     summaries, problem_rows = [], []
     for settings in cells:
         summary, rows = evaluate_cell(model, tokenizer, ids, records, settings, batch_size, seed, chat_template, processes,
@@ -172,6 +176,7 @@ def evaluate_groups(
     with atomic_dir(out_dir) as tmp:
         for group in groups:
             subset = records[: group["max_problems"] or None]
-            evaluate_grid(model, tokenizer, ids, subset, group["cells"], tmp / f"{group['name']}.json",
-                          tmp / f"{group['name']}.problems.jsonl", batch_size, seed, chat_template, processes,
-                          model_name, rewards)
+            evaluate_grid(model, tokenizer, ids=ids, records=subset, cells=group["cells"],
+                          out_json=tmp / f"{group['name']}.json", out_problems=tmp / f"{group['name']}.problems.jsonl",
+                          batch_size=batch_size, seed=seed, chat_template=chat_template, processes=processes,
+                          model_name=model_name, rewards=rewards)

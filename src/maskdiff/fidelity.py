@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import load_config
 from .settings import as_dict
-from .train.configs import trainer_config
+from .pipeline.trainer_settings import trainer_config
 
 OUT = Path("docs/fidelity_values.md")
 PRESETS = ("paper", "local")

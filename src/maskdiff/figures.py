@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_dir, read_jsonl
+from .pipeline.layout import MODEL_METRICS, curve_file
 from .tracking import run_below
 
 TRAIN_COLUMNS = ("loss", "reward_mean", "reward_std", "groups_with_signal", "kl", "clip_fraction", "grad_norm", "lr",
@@ -46,10 +47,10 @@ def write_curves(model_dirs: list[str | Path], out_dir: str | Path) -> list[str]
     with atomic_dir(out_dir) as tmp:
         for model_dir in model_dirs:
             run = run_of(model_dir)
-            train, validation = curve_tables(read_jsonl(Path(model_dir) / "metrics.jsonl"))
+            train, validation = curve_tables(read_jsonl(Path(model_dir) / MODEL_METRICS))
             for kind, table in (("train", train), ("validation", validation)):
                 if len(table):
-                    path = tmp / kind / f"{run}.csv"
+                    path = Path(curve_file(tmp, kind, run))
                     path.parent.mkdir(parents=True, exist_ok=True)
                     table.to_csv(path, index=False)
             runs.append(run)

@@ -23,6 +23,7 @@ import numpy as np
 from .errors import InputError
 from .io import read_jsonl
 from .learning import finite
+from .pipeline.layout import Layout
 from .replicates import holm, seed_aware_difference, slope_test
 from .learning import pair_seeds
 from .summary import Run, load_run, ordered, pairs_among, series
@@ -48,7 +49,7 @@ class Study:
 
 def base_seed_of(results: str | Path) -> int:
     """The pretraining seed of a run's base model (its log's config event; 0 for a fetched model)."""
-    path = Path(results) / "models" / "base" / "metrics.jsonl"
+    path = Path(Layout.at(results).model_metrics("base"))
     if not path.is_file():
         return 0
     config = next((e for e in read_jsonl(path) if e.get("event") == "config"), {})

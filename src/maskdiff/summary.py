@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .pipeline.layout import MODEL_METRICS, Layout
 from .io import atomic_path, read_json, read_jsonl, write_json
 from .learning import (finite, held_out_points, is_number, learning_verdict, pair_seeds, paired_comparison,
                        pooled_paired_comparison, seed_spread, signal_summary, split_model, spread_in_words,
@@ -187,11 +188,11 @@ def read_training_logs(results: str | Path) -> dict[str, list[dict]]:
     training.per_task) is one run per task, keyed ``<method>[<task>]`` with the model's seed suffix:
     ``mdpo-s1/countdown`` -> ``mdpo[countdown]-s1``."""
     logs = {}
-    results = Path(results)
-    for path in sorted(results.glob("models/*/metrics.jsonl")):
+    models = Path(Layout.at(results).models)
+    for path in sorted(models.glob(f"*/{MODEL_METRICS}")):
         if path.parent.name != "base":
             logs[path.parent.name] = read_jsonl(path)
-    for path in sorted(results.glob("models/*/*/metrics.jsonl")):
+    for path in sorted(models.glob(f"*/*/{MODEL_METRICS}")):
         method, seed = split_model(path.parent.parent.name)
         logs[per_task_method(method, path.parent.name) + (f"-s{seed}" if seed else "")] = read_jsonl(path)
     return logs
@@ -442,7 +443,7 @@ def remasking_gaps(sweep: pd.DataFrame) -> list[dict]:
 
 def mining_table(results: str | Path) -> dict[str, dict]:
     """``{task: stats.json}`` of the Answer Backslide mining."""
-    return {p.parent.name: read_json(p) for p in sorted(Path(results).glob("mining/*/stats.json"))}
+    return {p.parent.name: read_json(p) for p in sorted(Path(Layout.at(results).mining).glob("*/stats.json"))}
 
 
 def median_step(hist: dict) -> float:

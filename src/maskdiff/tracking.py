@@ -70,12 +70,13 @@ def check_trackers(names, key: str = "tracking.log_with") -> None:
             raise InputError(f"config key {key}: {name} is not installed (pip install {PACKAGES[name]})")
 
 
-def settings_from_config(tracking: dict, results: str, project: str) -> TrackingSettings:
-    """The config's ``tracking`` section (``log_with``: tracker names, ``[none]`` or ``[]`` = off)."""
+def settings_from_config(tracking: dict, default_dir: str, project: str) -> TrackingSettings:
+    """The config's ``tracking`` section (``log_with``: tracker names, ``[none]`` or ``[]`` = off);
+    ``default_dir`` holds the runs when ``tracking.dir`` is null (the layout's ``results/<preset>/tracking``)."""
     names = tuple(n for n in tracking["log_with"] if n != "none")
     if "none" in tracking["log_with"] and names:
         raise InputError(f"config key tracking.log_with: 'none' together with {list(names)}")
-    return TrackingSettings(names, tracking.get("dir") or f"{results}/tracking", project)
+    return TrackingSettings(names, tracking.get("dir") or default_dir, project)
 
 
 def settings_from_env() -> TrackingSettings:

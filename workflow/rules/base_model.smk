@@ -11,24 +11,24 @@ if config["model"]["source"] == "pretrained":
 
     rule fetch_base:
         input:
-            code=library_code("models"),
+            code=rule_code("fetch-model"),
         output:
-            model=directory(f"{RESULTS}/models/base"),
+            model=directory(LAYOUT.base_model),
         params:
             name=config["model"]["name_or_path"],
             model_options=model_options(),
         resources:
             **stage_resources("base_model"),
         log:
-            f"{LOGS}/fetch_base.log",
+            LAYOUT.log("fetch_base"),
         benchmark:
-            f"{RESULTS}/benchmarks/fetch_base.tsv"
+            LAYOUT.benchmark("fetch_base")
         conda:
             CONDA_ENV
         message:
             "Fetching the base model {params.name} (safetensors)"
         shell:
-            "maskdiff fetch-model --name {params.name} --model-options {params.model_options:q} --out {output.model}"
+            "maskdiff fetch-model --model {params.name} --model-options {params.model_options:q} --out {output.model}"
             " > {log} 2>&1"
 
 
@@ -36,25 +36,24 @@ else:
 
     rule pretrain_base:
         input:
-            data=expand(f"{DATA}/tasks/{{task}}/pretrain.jsonl", task=TASKS),
-            code=library_code("train/pretrain.py", "train/checkpoint.py", "train/data.py", "train/diffusion_loss.py",
-                              "train/schedule.py", "models", "batching.py", "tasks/__init__.py", "tasks/unconditional.py"),
+            data=[LAYOUT.task_file(task, "pretrain") for task in TASKS],
+            code=rule_code("pretrain"),
         output:
-            model=directory(f"{RESULTS}/models/base"),
+            model=directory(LAYOUT.base_model),
         params:
             model_spec=as_json(config["model"]["tiny"]),
             settings=as_json({k: v for k, v in config["pretrain"].items() if k != "seed"}),
             gen_length=config["decoding"]["gen_length"],
             seed=pretrain_seed(),
-            checkpoint_dir=f"{RESULTS}/checkpoints/base",
+            checkpoint_dir=LAYOUT.checkpoint_dir("base"),
         threads: config["pretrain"]["threads"]
         priority: 100  # on the critical path: start it before the independent precision study
         resources:
             **stage_resources("base_model"),
         log:
-            f"{LOGS}/pretrain_base.log",
+            LAYOUT.log("pretrain_base"),
         benchmark:
-            f"{RESULTS}/benchmarks/pretrain_base.tsv"
+            LAYOUT.benchmark("pretrain_base")
         conda:
             CONDA_ENV
         message:

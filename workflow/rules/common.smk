@@ -8,12 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from maskdiff.config import check_config_files, resolve_extends, validate_config  # noqa: E402
-from maskdiff.train.configs import (  # noqa: E402
-    ALL_DATA_MODELS, TRAINERS, config_from_json, config_json, split_model, trained_models, trainer_config,
-    trains_per_task)
+from maskdiff.pipeline.models import ALL_DATA_MODELS, TRAINERS, split_model, trained_models, trains_per_task  # noqa: E402
+from maskdiff.pipeline.trainer_settings import trainer_config  # noqa: E402
+from maskdiff.train.configs import config_from_json, config_json  # noqa: E402
 from maskdiff.tuning import TUNED_KEYS, parse_point, point_name, stage_points  # noqa: E402
 from maskdiff.tracking import ENV as TRACKING_ENV, settings_from_config  # noqa: E402
 from maskdiff.cluster_failures import report as cluster_failure_report  # noqa: E402
+from maskdiff.pipeline import layout  # noqa: E402
+from maskdiff.pipeline.code_deps import stage_code  # noqa: E402
+from maskdiff.pipeline.layout import Layout, run_name  # noqa: E402
 
 RUN_STARTED = time.time()  # the onerror handler reports the SLURM resource kills of this run only
 
@@ -36,17 +39,20 @@ os.environ.update(PATH=os.pathsep.join([_venv_bin, os.getenv("PATH", "")]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 PRESET = config["preset"]
-DATA = f"data/{PRESET}"
-RESULTS = f"results/{PRESET}"
+LAYOUT = Layout.of(PRESET)  # every path of the run (maskdiff.pipeline.layout)
+DATA = LAYOUT.data
+RESULTS = LAYOUT.results
 # Trackers of the training curves (config `tracking`), passed to the jobs through the environment and
 # not as a parameter of the rules: turning TensorBoard on or off reruns nothing (maskdiff.tracking).
-os.environ[TRACKING_ENV] = settings_from_config(config["tracking"], RESULTS, PRESET).to_env()
-LOGS = f"{RESULTS}/logs"
+os.environ[TRACKING_ENV] = settings_from_config(config["tracking"], LAYOUT.tracking, PRESET).to_env()
+LOGS = LAYOUT.logs
 TASKS = config["data"]["tasks"]
-SPLITS = ["pretrain", "train", "validation", "test"]
+SPLITS = list(layout.SPLITS)
 # Tasks whose Answer Backslide set is mined from rollouts (the others use a pre-mined file).
-ROLLOUT_TASKS = [t for t in TASKS if t not in config["mining"]["premined"]]
+ROLLOUT_TASKS = layout.rollout_tasks(config)
 CONDA_ENV = "../../envs/maskdiff.yaml"
+REPORT_NOTEBOOK = layout.REPORT_NOTEBOOK
+PRECISION_NOTEBOOK = layout.PRECISION_NOTEBOOK
 
 
 wildcard_constraints:
@@ -62,18 +68,11 @@ def as_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def library_code(*parts):
-    """Source files of the library modules a rule runs (directories expand to their .py files).
+def rule_code(*commands, notebooks=()):
+    """Source files of the library code of a job: the `maskdiff` subcommands (and notebooks) it
+    calls and everything they import, derived from the import graph (maskdiff.pipeline.code_deps).
     Listed as inputs so that editing the science reruns exactly the stages that use it."""
-    base = Path(workflow.basedir) / "src" / "maskdiff"
-    files = {"__init__.py", "cli.py", "io.py", "seeding.py", "errors.py", "settings.py", "tasks/records.py"}
-    for part in parts:
-        path = base / part
-        if path.is_dir():
-            files.update(str(p.relative_to(base)) for p in sorted(path.glob("*.py")))
-        else:
-            files.add(part)
-    return sorted(f"src/maskdiff/{f}" for f in files)
+    return stage_code(commands, notebooks)
 
 
 # Trained models: the configured methods, the rollout-mode ablation, and RL-seed replicates
@@ -89,7 +88,7 @@ def per_task(model):
     return trains_per_task(config, model)
 
 
-PRECISION_OUTPUTS = [f"{RESULTS}/precision.html"] if config["precision"]["enabled"] else []
+PRECISION_OUTPUTS = [LAYOUT.result("precision.html")] if config["precision"]["enabled"] else []
 
 
 def pretrain_seed():
@@ -98,80 +97,40 @@ def pretrain_seed():
 
 
 def base_model_path():
-    return f"{RESULTS}/models/base"
+    return LAYOUT.base_model
 
 
 def model_dir(wildcards):
     """The model an evaluation job decodes: the base model, or the trained model of that task."""
     if wildcards.model != "base" and per_task(wildcards.model):
-        return f"{RESULTS}/models/{wildcards.model}/{wildcards.task}"
-    return f"{RESULTS}/models/{wildcards.model}"
+        return LAYOUT.model_dir(run_name(wildcards.model, wildcards.task))
+    return LAYOUT.model_dir(wildcards.model)
 
 
-def per_run(prefix, wildcard, algorithm, suffix=""):
-    """A training rule's path pattern: <prefix>/{<wildcard>}[/{task}]<suffix> ({task} when
-    training.per_task names the algorithm: one job per model and task)."""
-    parts = [prefix, f"{{{wildcard}}}", *(["{task}"] if per_task(algorithm) else [])]
-    return f"{os.path.join(*parts)}{suffix}"
+def train_run(wildcard, algorithm):
+    """The run pattern of a training job: {<wildcard>}, or {<wildcard>}/{task} when training.per_task
+    names the algorithm (one job per model and task)."""
+    return run_name(f"{{{wildcard}}}", "{task}" if per_task(algorithm) else None)
 
 
 def trained_runs():
     """(model, task) of every training job; task None for a model trained on every task."""
-    return [(m, t) for m in TRAINED_MODELS for t in (TASKS if per_task(m) else [None])]
+    return layout.trained_runs(config)
 
 
 def trained_model_dirs():
     """Every trained model's directory (per task: one per model and task)."""
-    return [os.path.join(RESULTS, "models", m, *([t] if t else [])) for m, t in trained_runs()]
+    return [LAYOUT.model_dir(run_name(m, t)) for m, t in trained_runs()]
 
 
 def default_cell():
     """The headline decoding cell with LCR: validation curves and tuning scores use it."""
-    dec = config["decoding"]
-    return {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule", "compute_dtype")} | {"remasking": "lcr"}
-
-
-def default_group():
-    dec = config["decoding"]
-    return f"B{dec['block_length']}-S{dec['steps']}"
-
-
-def cell_groups(model="base"):
-    """Cell groups of a model's evaluation (each job, per task, decodes all of them): one per (block
-    length, steps) pair of the grid plus the default cell; RL-seed replicates only the default cell."""
-    if split_model(model)[1]:
-        return [default_group()]
-    grid = config["evaluation"]["grid"]
-    pairs = {(b, s) for b in grid["block_length"] for s in grid["steps"]}
-    groups = {f"B{b}-S{s}" for b, s in pairs} | {default_group()}
-    return sorted(groups, key=lambda g: tuple(int(p[1:]) for p in g.split("-")))
-
-
-def group_cells(group, model="base"):
-    """Decoding cells of one group: every remasking rule of the grid (and the default one); the
-    default rule only for RL-seed replicates."""
-    block, steps = (int(part[1:]) for part in group.split("-"))
-    dec = config["decoding"]
-    remaskings = list(config["evaluation"]["grid"]["remasking"])
-    if dec["remasking"] not in remaskings:
-        remaskings.append(dec["remasking"])
-    if split_model(model)[1]:
-        remaskings = [dec["remasking"]]
-    return [
-        {"gen_length": dec["gen_length"], "block_length": block, "steps": steps, "remasking": r, "schedule": dec["schedule"],
-         "compute_dtype": dec["compute_dtype"], "top_p": config["evaluation"]["top_p"]}
-        for r in remaskings
-    ]
-
-
-def group_problems(group):
-    """Test problems of a group: all for the default cell, evaluation.grid_problems for the others."""
-    return 0 if group == default_group() else config["evaluation"]["grid_problems"]
+    return layout.default_cell(config)
 
 
 def eval_groups(model):
     """The evaluation job of a model (per task): every cell group with its cells and problem count."""
-    return [{"name": g, "cells": group_cells(g, model), "max_problems": group_problems(g)} for g in cell_groups(model)]
+    return layout.eval_groups(config, model)
 
 
 def stage_resources(stage):
@@ -197,7 +156,7 @@ def model_options():
 def hub_test_file(wildcards):
     """The paper's Countdown test set is a committed file: an input, so editing it reruns the stage."""
     if config["data"]["source"] == "hub" and wildcards.task == "countdown":
-        return [config["data"]["hub"].get("countdown", {}).get("source") or "data/reference/countdown_cd3_test.jsonl"]
+        return [config["data"]["hub"].get("countdown", {}).get("source") or layout.REFERENCE_COUNTDOWN_TEST]
     return []
 
 
@@ -215,7 +174,7 @@ def shard_index(wildcards):
 
 # ---- used by mining.smk
 def rollout_shards(task):
-    return gather.rollouts(f"{RESULTS}/rollouts/{task}/shard_{{scatteritem}}.jsonl")
+    return gather.rollouts(LAYOUT.rollout_shard(task, "{scatteritem}"))
 
 
 def mining_inputs(wildcards):
@@ -270,10 +229,7 @@ def launcher():
     return "maskdiff"
 
 
-TRAIN_CODE = library_code(
-    "train", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py",
-    "tasks/unconditional.py", "stats.py"
-)
+TRAIN_CODE = rule_code("train-sft", "train-diffu-grpo", "train-mdpo")
 
 
 def train_tasks(wildcards=None):
@@ -285,7 +241,7 @@ def train_tasks(wildcards=None):
 def validation_files(wildcards=None):
     """The validation split of the job's tasks: what training curves (and the tuning stage) read. No
     training-time job reads a test file: the test set is read once per model, by `evaluate`."""
-    return [f"{DATA}/tasks/{task}/validation.jsonl" for task in train_tasks(wildcards)]
+    return [LAYOUT.task_file(task, "validation") for task in train_tasks(wildcards)]
 
 
 def eval_args(wildcards=None):
@@ -296,7 +252,7 @@ def train_data(name):
     """Input function: the mined set ``name`` (all_data / answer_backslide) of the job's tasks."""
 
     def files(wildcards):
-        return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=train_tasks(wildcards))
+        return [LAYOUT.mined(task, name) for task in train_tasks(wildcards)]
 
     return files
 
@@ -307,8 +263,7 @@ def mdpo_train_data(wildcards):
 
 
 def checkpoint_dir(wildcards, model):
-    task = [wildcards.task] if per_task(model) else []
-    return os.path.join(RESULTS, "checkpoints", model, *task)
+    return LAYOUT.checkpoint_dir(run_name(model, wildcards.task if per_task(model) else None))
 
 
 def mdpo_fallback(model, tasks=TASKS):
@@ -317,13 +272,13 @@ def mdpo_fallback(model, tasks=TASKS):
     method = split_model(model)[0]
     if not config["mining"]["fallback_to_all_data"] or TRAINERS[method] != "mdpo" or method in ALL_DATA_MODELS:
         return ""
-    return "--fallback-train " + " ".join(f"{RESULTS}/mining/{task}/all_data.jsonl" for task in tasks)
+    return "--fallback-train " + " ".join(LAYOUT.mined(task, "all_data") for task in tasks)
 
 
 # ---- used by report.smk
 def eval_outputs(models=None):
     """The evaluation directories (one per model and task; a JSON per cell group inside)."""
-    return [f"{RESULTS}/eval/{model}/{task}" for model in models or EVAL_MODELS for task in TASKS]
+    return [LAYOUT.eval_dir(model, task) for model in models or EVAL_MODELS for task in TASKS]
 
 
 def trajectory_models(wildcards=None):
@@ -332,25 +287,17 @@ def trajectory_models(wildcards=None):
     if "mdpo" not in TRAINED_MODELS:
         return {}
     if per_task("mdpo"):
-        return {f"mdpo@{task}": f"{RESULTS}/models/mdpo/{task}" for task in TASKS}
-    return {"mdpo": f"{RESULTS}/models/mdpo"}
+        return {f"mdpo@{task}": LAYOUT.model_dir(run_name("mdpo", task)) for task in TASKS}
+    return {"mdpo": LAYOUT.model_dir("mdpo")}
 
 
 def dag_benchmarks():
     """Benchmark files of every job the report summarises (stale files of older grids excluded)."""
-    b = f"{RESULTS}/benchmarks"
-    files = [f"{b}/prepare_data/{task}.tsv" for task in TASKS]
-    files.append(f"{b}/fetch_base.tsv" if config["model"]["source"] == "pretrained" else f"{b}/pretrain_base.tsv")
-    n = config["rollouts"]["shards"]
-    files += [f"{b}/rollout_shard/{task}/{i}-of-{n}.tsv" for task in ROLLOUT_TASKS for i in range(1, n + 1)]
-    files += [f"{b}/mine_answer_backslide/{task}.tsv" for task in TASKS]
-    files += [f"{b}/train/{m}/{t}.tsv" if t else f"{b}/train/{m}.tsv" for m, t in trained_runs()]
-    files += [f"{b}/evaluate/{m}/{t}.tsv" for m in EVAL_MODELS for t in TASKS]
-    return files + [f"{b}/aggregate_sweep.tsv"]
+    return layout.dag_benchmarks(config, LAYOUT)
 
 
 # ---- used by tuning.smk
-TUNING = f"{RESULTS}/tuning"
+TUNING = LAYOUT.tuning
 
 
 def tuning_settings(wildcards):
@@ -361,7 +308,7 @@ def tuning_settings(wildcards):
 
 def tuning_train_data(wildcards):
     name = "all_data" if wildcards.tmodel in ALL_DATA_MODELS else "answer_backslide"
-    return expand(f"{RESULTS}/mining/{{task}}/{name}.jsonl", task=TASKS)
+    return [LAYOUT.mined(task, name) for task in TASKS]
 
 
 def stage_scores(wildcards):
@@ -373,4 +320,4 @@ def stage_scores(wildcards):
         with open(previous) as fh:
             chosen = json.load(fh)["chosen"]
     points = tuning_stage_points(wildcards.tmodel, k, chosen)
-    return [f"{TUNING}/{wildcards.tmodel}/{point_name(p)}/validation.json" for p in points]
+    return [LAYOUT.tuning_score(wildcards.tmodel, point_name(p)) for p in points]

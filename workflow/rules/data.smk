@@ -11,13 +11,10 @@ if config["data"]["source"] == "hub":
 rule prepare_data:
     input:
         hub_test_file,
-        code=library_code("tasks"),
+        code=rule_code("prepare-data"),
     output:
-        pretrain=f"{DATA}/tasks/{{task}}/pretrain.jsonl",
-        train=f"{DATA}/tasks/{{task}}/train.jsonl",
-        validation=f"{DATA}/tasks/{{task}}/validation.jsonl",
-        test=f"{DATA}/tasks/{{task}}/test.jsonl",
-        manifest=f"{DATA}/tasks/{{task}}/manifest.json",
+        **{split: LAYOUT.task_file("{task}", split) for split in SPLITS},
+        manifest=LAYOUT.manifest("{task}"),
     params:
         settings=data_settings,
         source=config["data"]["source"],
@@ -27,13 +24,13 @@ rule prepare_data:
     resources:
         **stage_resources("prepare_data"),
     log:
-        f"{LOGS}/prepare_data/{{task}}.log",
+        LAYOUT.log("prepare_data", "{task}"),
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_data/{{task}}.tsv"
+        LAYOUT.benchmark("prepare_data", "{task}")
     conda:
         CONDA_ENV
     message:
         "Generating the {wildcards.task} splits"
     shell:
         "maskdiff prepare-data --source {params.source} --task {wildcards.task} --settings {params.settings:q} --seed {params.seed}"
-        " --prompt-style {params.prompt_style} --out-dir {params.out_dir} > {log} 2>&1"
+        " --prompt-style {params.prompt_style} --out {params.out_dir} > {log} 2>&1"

@@ -8,10 +8,10 @@
 rule evaluate:
     input:
         model=model_dir,
-        data=f"{DATA}/tasks/{{task}}/test.jsonl",
-        code=library_code("evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py", "stats.py", "tasks/__init__.py"),
+        data=LAYOUT.task_file("{task}", "test"),
+        code=rule_code("evaluate"),
     output:
-        groups=directory(f"{RESULTS}/eval/{{model}}/{{task}}"),
+        groups=directory(LAYOUT.eval_dir("{model}", "{task}")),
     params:
         groups=lambda w: as_json(eval_groups(w.model)),
         model_options=model_options(),
@@ -23,15 +23,15 @@ rule evaluate:
     resources:
         **stage_resources("evaluate"),
     log:
-        f"{LOGS}/evaluate/{{model}}/{{task}}.log",
+        LAYOUT.log("evaluate", "{model}", "{task}"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{task}}.tsv"
+        LAYOUT.benchmark("evaluate", "{model}", "{task}")
     conda:
         CONDA_ENV
     message:
         "Evaluating {wildcards.model} on {wildcards.task} (every cell group of the grid)"
     shell:
-        "maskdiff evaluate --model {input.model} --model-options {params.model_options:q} --name {wildcards.model}"
-        " --data {input.data} --groups {params.groups:q} --out-dir {output.groups} --batch-size {params.batch_size}"
+        "maskdiff evaluate --model {input.model} --model-options {params.model_options:q} --model-name {wildcards.model}"
+        " --data {input.data} --groups {params.groups:q} --out {output.groups} --batch-size {params.batch_size}"
         " --reward-processes {params.reward_processes} --rewards {params.rewards:q} --seed {params.seed}"
         " --threads {threads} > {log} 2>&1"

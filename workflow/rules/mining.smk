@@ -5,20 +5,20 @@
 rule mine_answer_backslide:
     input:
         unpack(mining_inputs),
-        train=f"{DATA}/tasks/{{task}}/train.jsonl",
-        code=library_code("mining.py", "backslide.py", "stats.py", "tasks/paper.py"),
+        train=LAYOUT.task_file("{task}", "train"),
+        code=rule_code("mine"),
     output:
-        mined=f"{RESULTS}/mining/{{task}}/answer_backslide.jsonl",
-        all_data=f"{RESULTS}/mining/{{task}}/all_data.jsonl",
-        stats=f"{RESULTS}/mining/{{task}}/stats.json",
+        mined=LAYOUT.mined("{task}", "answer_backslide"),
+        all_data=LAYOUT.mined("{task}", "all_data"),
+        stats=LAYOUT.mining_stats("{task}"),
     params:
         source=lambda w, input: f"--premined {input.premined}" if "premined" in input.keys() else f"--shards {' '.join(input.shards)}",
     resources:
         **stage_resources("mining"),
     log:
-        f"{LOGS}/mining/{{task}}.log",
+        LAYOUT.log("mining", "{task}"),
     benchmark:
-        f"{RESULTS}/benchmarks/mine_answer_backslide/{{task}}.tsv"
+        LAYOUT.benchmark("mine_answer_backslide", "{task}")
     conda:
         CONDA_ENV
     message:

@@ -5,18 +5,18 @@
 
 rule precision_model_free:
     input:
-        code=library_code("precision.py", "sampling/categorical.py"),
+        code=rule_code("precision-model-free"),
     output:
-        f"{RESULTS}/precision/model_free.csv",
+        LAYOUT.precision_part("model_free"),
     params:
         settings=as_json(config["precision"]["model_free"] | {"seed": config["seed"]}),
     threads: config["precision"]["threads"]
     resources:
         **stage_resources("precision"),
     log:
-        f"{LOGS}/precision/model_free.log",
+        LAYOUT.log("precision", "model_free"),
     benchmark:
-        f"{RESULTS}/benchmarks/precision/model_free.tsv"
+        LAYOUT.benchmark("precision", "model_free")
     conda:
         CONDA_ENV
     message:
@@ -28,11 +28,10 @@ rule precision_model_free:
 rule precision_model:
     input:
         model=base_model_path(),
-        data=f"{DATA}/tasks/{config['precision']['task']}/test.jsonl",
-        code=library_code("precision.py", "sampling", "models", "rewards", "batching.py", "stats.py", "tasks/__init__.py",
-                          "tasks/unconditional.py", "tasks/arithmetic.py", "tasks/prompts.py"),
+        data=LAYOUT.task_file(config["precision"]["task"], "test"),
+        code=rule_code("precision-model"),
     output:
-        f"{RESULTS}/precision/model.csv",
+        LAYOUT.precision_part("model"),
     params:
         settings=as_json(
             config["precision"]["model"]
@@ -45,9 +44,9 @@ rule precision_model:
     resources:
         **stage_resources("precision"),
     log:
-        f"{LOGS}/precision/model.log",
+        LAYOUT.log("precision", "model"),
     benchmark:
-        f"{RESULTS}/benchmarks/precision/model.tsv"
+        LAYOUT.benchmark("precision", "model")
     conda:
         CONDA_ENV
     message:
@@ -60,19 +59,19 @@ rule precision_model:
 
 rule precision_report:
     input:
-        notebook="notebooks/precision.ipynb",
+        notebook=PRECISION_NOTEBOOK,
         parts=rules.precision_model_free.output + rules.precision_model.output,
-        code=library_code("precision.py"),
+        code=rule_code("precision-combine", notebooks=[PRECISION_NOTEBOOK]),
     output:
-        csv=report(f"{RESULTS}/precision.csv", category="Tables", caption="../report/precision_csv.rst"),
-        notebook=f"{RESULTS}/report/precision.ipynb",
-        html=report(f"{RESULTS}/precision.html", category="Report", caption="../report/precision.rst"),
+        csv=report(LAYOUT.result("precision.csv"), category="Tables", caption="../report/precision_csv.rst"),
+        notebook=LAYOUT.notebook("precision"),
+        html=report(LAYOUT.result("precision.html"), category="Report", caption="../report/precision.rst"),
     params:
         preset=PRESET,
     log:
-        f"{LOGS}/precision/report.log",
+        LAYOUT.log("precision", "report"),
     benchmark:
-        f"{RESULTS}/benchmarks/precision/report.tsv"
+        LAYOUT.benchmark("precision", "report")
     conda:
         CONDA_ENV
     message:

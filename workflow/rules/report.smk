@@ -8,19 +8,19 @@
 rule aggregate_sweep:
     input:
         cells=eval_outputs(),
-        code=library_code("summary.py", "learning.py", "stats.py"),
+        code=rule_code("summarize"),
     output:
-        sweep=report(f"{RESULTS}/sweep.csv", category="Tables", caption="../report/sweep.rst"),
-        summary=report(f"{RESULTS}/summary.csv", category="Tables", caption="../report/summary.rst"),
-        metrics=f"{RESULTS}/metrics.json",
+        sweep=report(LAYOUT.result("sweep.csv"), category="Tables", caption="../report/sweep.rst"),
+        summary=report(LAYOUT.result("summary.csv"), category="Tables", caption="../report/summary.rst"),
+        metrics=LAYOUT.result("metrics.json"),
     params:
         default_cell=as_json({k: config["decoding"][k] for k in ("block_length", "steps")}),
     resources:
         **stage_resources("report"),
     log:
-        f"{LOGS}/aggregate_sweep.log",
+        LAYOUT.log("aggregate_sweep"),
     benchmark:
-        f"{RESULTS}/benchmarks/aggregate_sweep.tsv"
+        LAYOUT.benchmark("aggregate_sweep")
     conda:
         CONDA_ENV
     message:
@@ -35,10 +35,9 @@ rule trajectories:
         unpack(trajectory_models),
         base=base_model_path(),
         validation=validation_files(),
-        code=library_code("trajectories.py", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py",
-                          "tasks/__init__.py"),
+        code=rule_code("trajectories"),
     output:
-        f"{RESULTS}/trajectories.json",
+        LAYOUT.result("trajectories.json"),
     params:
         compare=lambda w, input: " ".join(f"{name}={input[name]}" for name in trajectory_models()),
         validation=eval_args(),
@@ -52,9 +51,9 @@ rule trajectories:
     resources:
         **stage_resources("evaluate"),
     log:
-        f"{LOGS}/trajectories.log",
+        LAYOUT.log("trajectories"),
     benchmark:
-        f"{RESULTS}/benchmarks/trajectories.tsv"
+        LAYOUT.benchmark("trajectories")
     conda:
         CONDA_ENV
     message:
@@ -67,20 +66,19 @@ rule trajectories:
 
 rule report:
     input:
-        notebook="notebooks/report.ipynb",
+        notebook=REPORT_NOTEBOOK,
         sweep=rules.aggregate_sweep.output.sweep,
-        mining=expand(f"{RESULTS}/mining/{{task}}/stats.json", task=TASKS),
+        mining=[LAYOUT.mining_stats(task) for task in TASKS],
         rollouts=[shard for task in ROLLOUT_TASKS for shard in rollout_shards(task)],
-        paper_table="data/reference/mdpo_paper_table1.csv",
+        paper_table=layout.PAPER_TABLE,
         models=trained_model_dirs(),
         benchmarks=dag_benchmarks(),
         tuned=tuned_file(),
         trajectories=rules.trajectories.output[0],
-        code=library_code("summary.py", "learning.py", "results_readme.py", "stats.py", "study.py", "study_readme.py",
-                          "replicates.py"),
+        code=rule_code(notebooks=[REPORT_NOTEBOOK]),
     output:
-        notebook=f"{RESULTS}/report/report.ipynb",
-        html=report(f"{RESULTS}/report.html", category="Report", caption="../report/report.rst"),
+        notebook=LAYOUT.notebook("report"),
+        html=report(LAYOUT.result("report.html"), category="Report", caption="../report/report.rst"),
     params:
         preset=PRESET,
         results=lambda w, input: os.path.dirname(input.sweep),
@@ -90,9 +88,9 @@ rule report:
     resources:
         **stage_resources("report"),
     log:
-        f"{LOGS}/report.log",
+        LAYOUT.log("report"),
     benchmark:
-        f"{RESULTS}/benchmarks/report.tsv"
+        LAYOUT.benchmark("report")
     conda:
         CONDA_ENV
     message:
@@ -108,15 +106,15 @@ rule report:
 rule training_curves:
     input:
         models=trained_model_dirs(),
-        code=library_code("figures.py"),
+        code=rule_code("curves"),
     output:
-        curves=directory(f"{RESULTS}/curves"),
+        curves=directory(LAYOUT.result("curves")),
     resources:
         **stage_resources("report"),
     log:
-        f"{LOGS}/training_curves.log",
+        LAYOUT.log("training_curves"),
     benchmark:
-        f"{RESULTS}/benchmarks/training_curves.tsv"
+        LAYOUT.benchmark("training_curves")
     conda:
         CONDA_ENV
     message:
@@ -130,16 +128,16 @@ rule figures:
         summary=rules.aggregate_sweep.output.summary,
         sweep=rules.aggregate_sweep.output.sweep,
         curves=rules.training_curves.output.curves,
-        code=library_code("figures.py", "learning.py"),
+        code=rule_code("figures"),
     output:
-        figures=report(directory(f"{RESULTS}/figures"), patterns=["{name}.svg"], category="Figures",
+        figures=report(directory(LAYOUT.result("figures")), patterns=["{name}.svg"], category="Figures",
                        caption="../report/figures.rst"),
     resources:
         **stage_resources("report"),
     log:
-        f"{LOGS}/figures.log",
+        LAYOUT.log("figures"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures.tsv"
+        LAYOUT.benchmark("figures")
     conda:
         CONDA_ENV
     message:

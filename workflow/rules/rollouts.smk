@@ -9,10 +9,10 @@ scattergather:
 rule rollout_shard:
     input:
         model=base_model_path(),
-        data=f"{DATA}/tasks/{{task}}/train.jsonl",
-        code=library_code("rollouts.py", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py", "tasks/__init__.py"),
+        data=LAYOUT.task_file("{task}", "train"),
+        code=rule_code("rollout"),
     output:
-        f"{RESULTS}/rollouts/{{task}}/shard_{{scatteritem}}.jsonl",
+        LAYOUT.rollout_shard("{task}", "{scatteritem}"),
     params:
         settings=as_json({**{k: config["rollouts"][k] for k in ("steps", "block_lengths", "remasking", "every_block_length")},
                           "gen_length": config["decoding"]["gen_length"], "schedule": config["decoding"]["schedule"],
@@ -28,9 +28,9 @@ rule rollout_shard:
     resources:
         **stage_resources("rollouts"),
     log:
-        f"{LOGS}/rollouts/{{task}}/shard_{{scatteritem}}.log",
+        LAYOUT.rollout_log("{task}", "{scatteritem}"),
     benchmark:
-        f"{RESULTS}/benchmarks/rollout_shard/{{task}}/{{scatteritem}}.tsv"
+        LAYOUT.benchmark("rollout_shard", "{task}", "{scatteritem}")
     conda:
         CONDA_ENV
     message:

@@ -11,7 +11,7 @@ rule train_sft:
         tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
-        model=directory(per_run(f"{RESULTS}/models", "sft_model", "sft")),
+        model=directory(LAYOUT.model_dir(train_run("sft_model", "sft"))),
     params:
         settings=lambda w: trainer_settings(w.sft_model),
         model_options=model_options(),
@@ -25,17 +25,17 @@ rule train_sft:
     resources:
         **stage_resources("train"),
     log:
-        per_run(f"{LOGS}/train", "sft_model", "sft", ".log"),
+        LAYOUT.log("train", train_run("sft_model", "sft")),
     benchmark:
-        per_run(f"{RESULTS}/benchmarks/train", "sft_model", "sft", ".tsv")
+        LAYOUT.benchmark("train", train_run("sft_model", "sft"))
     conda:
         CONDA_ENV
     message:
         "Masked SFT on the training prompts' reference solutions ({wildcards.sft_model})"
     shell:
-        "{params.launcher} train-sft --base {input.base} --model-options {params.model_options:q} --train {input.train}"
+        "{params.launcher} train-sft --model {input.base} --model-options {params.model_options:q} --train {input.train}"
         " --out {output.model} --checkpoint-dir {params.checkpoint_dir} --settings {params.settings:q}"
-        " --eval {params.eval} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --validation {params.eval} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule train_diffu_grpo:
@@ -46,7 +46,7 @@ rule train_diffu_grpo:
         tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
-        model=directory(per_run(f"{RESULTS}/models", "grpo_model", "diffu_grpo")),
+        model=directory(LAYOUT.model_dir(train_run("grpo_model", "diffu_grpo"))),
     params:
         settings=lambda w: trainer_settings(w.grpo_model),
         model_options=model_options(),
@@ -60,17 +60,17 @@ rule train_diffu_grpo:
     resources:
         **stage_resources("train"),
     log:
-        per_run(f"{LOGS}/train", "grpo_model", "diffu_grpo", ".log"),
+        LAYOUT.log("train", train_run("grpo_model", "diffu_grpo")),
     benchmark:
-        per_run(f"{RESULTS}/benchmarks/train", "grpo_model", "diffu_grpo", ".tsv")
+        LAYOUT.benchmark("train", train_run("grpo_model", "diffu_grpo"))
     conda:
         CONDA_ENV
     message:
         "diffu-GRPO on all training prompts ({wildcards.grpo_model})"
     shell:
-        "{params.launcher} train-diffu-grpo --base {input.base} --model-options {params.model_options:q}"
+        "{params.launcher} train-diffu-grpo --model {input.base} --model-options {params.model_options:q}"
         " --train {input.train} --out {output.model} --checkpoint-dir {params.checkpoint_dir}"
-        " --settings {params.settings:q} --eval {params.eval} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --validation {params.eval} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule train_mdpo:
@@ -81,7 +81,7 @@ rule train_mdpo:
         tuned=tuned_file(),
         code=TRAIN_CODE,
     output:
-        model=directory(per_run(f"{RESULTS}/models", "mdpo_model", "mdpo")),
+        model=directory(LAYOUT.model_dir(train_run("mdpo_model", "mdpo"))),
     params:
         settings=lambda w: trainer_settings(w.mdpo_model),
         model_options=model_options(),
@@ -96,14 +96,14 @@ rule train_mdpo:
     resources:
         **stage_resources("train"),
     log:
-        per_run(f"{LOGS}/train", "mdpo_model", "mdpo", ".log"),
+        LAYOUT.log("train", train_run("mdpo_model", "mdpo")),
     benchmark:
-        per_run(f"{RESULTS}/benchmarks/train", "mdpo_model", "mdpo", ".tsv")
+        LAYOUT.benchmark("train", train_run("mdpo_model", "mdpo"))
     conda:
         CONDA_ENV
     message:
         "MDPO ({wildcards.mdpo_model})"
     shell:
-        "{params.launcher} train-mdpo --base {input.base} --model-options {params.model_options:q} --train {input.train}"
+        "{params.launcher} train-mdpo --model {input.base} --model-options {params.model_options:q} --train {input.train}"
         " --out {output.model} --checkpoint-dir {params.checkpoint_dir} --settings {params.settings:q}"
-        " --eval {params.eval} {params.fallback} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --validation {params.eval} {params.fallback} --rewards {params.rewards:q} --seed {params.seed} --threads {threads} > {log} 2>&1"

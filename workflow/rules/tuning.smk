@@ -15,7 +15,7 @@ rule tune_train:
         train=tuning_train_data,
         code=TRAIN_CODE,
     output:
-        model=directory(f"{TUNING}/{{tmodel}}/{{point}}/model"),
+        model=directory(LAYOUT.tuning_model("{tmodel}", "{point}")),
     params:
         algorithm=lambda w: TRAINERS[w.tmodel].replace("_", "-"),
         settings=tuning_settings,
@@ -23,21 +23,21 @@ rule tune_train:
         rewards=reward_settings(),
         launcher=launcher(),
         seed=config["seed"],
-        checkpoint_dir=lambda w: f"{TUNING}/{w.tmodel}/{w.point}/checkpoint",
+        checkpoint_dir=lambda w: LAYOUT.tuning_checkpoint(w.tmodel, w.point),
         fallback=lambda w: mdpo_fallback(w.tmodel),
     threads: config["training"]["threads"]
     resources:
         **stage_resources("train"),
     log:
-        f"{LOGS}/tuning/{{tmodel}}/{{point}}/train.log",
+        LAYOUT.log("tuning", "{tmodel}", "{point}", "train"),
     benchmark:
-        f"{RESULTS}/benchmarks/tuning/{{tmodel}}/{{point}}/train.tsv"
+        LAYOUT.benchmark("tuning", "{tmodel}", "{point}", "train")
     conda:
         CONDA_ENV
     message:
         "Tuning {wildcards.tmodel}: training point {wildcards.point}"
     shell:
-        "{params.launcher} train-{params.algorithm} --base {input.base} --model-options {params.model_options:q}"
+        "{params.launcher} train-{params.algorithm} --model {input.base} --model-options {params.model_options:q}"
         " --train {input.train} --out {output.model} --checkpoint-dir {params.checkpoint_dir}"
         " --settings {params.settings:q} {params.fallback} --rewards {params.rewards:q} --seed {params.seed}"
         " --threads {threads} > {log} 2>&1"
@@ -47,10 +47,9 @@ rule tune_score:
     input:
         model=rules.tune_train.output.model,
         validation=validation_files(),
-        code=library_code("tuning.py", "evaluate.py", "backslide.py", "sampling", "rewards", "models", "batching.py",
-                          "stats.py", "tasks/__init__.py"),
+        code=rule_code("score-validation"),
     output:
-        f"{TUNING}/{{tmodel}}/{{point}}/validation.json",
+        LAYOUT.tuning_score("{tmodel}", "{point}"),
     params:
         data=" ".join(f"{task}={path}" for task, path in zip(TASKS, validation_files())),
         cell=as_json(default_cell()),
@@ -61,13 +60,13 @@ rule tune_score:
     resources:
         **stage_resources("evaluate"),
     log:
-        f"{LOGS}/tuning/{{tmodel}}/{{point}}/score.log",
+        LAYOUT.log("tuning", "{tmodel}", "{point}", "score"),
     conda:
         CONDA_ENV
     message:
         "Tuning {wildcards.tmodel}: scoring point {wildcards.point} on validation"
     shell:
-        "maskdiff score-validation --model {input.model} --model-options {params.model_options:q} --data {params.data}"
+        "maskdiff score-validation --model {input.model} --model-options {params.model_options:q} --validation {params.data}"
         " --cell {params.cell:q} --rewards {params.rewards:q} --seed {params.seed} --out {output} --threads {threads}"
         " > {log} 2>&1"
 
@@ -75,42 +74,42 @@ rule tune_score:
 checkpoint tune_stage:
     input:
         scores=stage_scores,
-        code=library_code("tuning.py", "replicates.py"),
+        code=rule_code("tune-stage"),
     output:
-        table=f"{TUNING}/{{tmodel}}/stage{{stage}}.json",
+        table=LAYOUT.tuning_stage("{tmodel}", "{stage}"),
     params:
         stage=lambda w: as_json(config["tuning"]["stages"][int(w.stage) - 1]),
-        previous=lambda w: f"--previous {TUNING}/{w.tmodel}/stage{int(w.stage) - 1}.json" if int(w.stage) > 1 else "",
+        previous=lambda w: f"--previous {LAYOUT.tuning_stage(w.tmodel, int(w.stage) - 1)}" if int(w.stage) > 1 else "",
         tie_break=as_json(config["tuning"]["tie_break"]),
     log:
-        f"{LOGS}/tuning/{{tmodel}}/stage{{stage}}.log",
+        LAYOUT.tuning_stage_log("{tmodel}", "{stage}"),
     conda:
         CONDA_ENV
     message:
         "Tuning {wildcards.tmodel}: stage {wildcards.stage}"
     shell:
-        "maskdiff tune-stage --model {wildcards.tmodel} --stage {wildcards.stage} --settings {params.stage:q}"
+        "maskdiff tune-stage --model-name {wildcards.tmodel} --stage {wildcards.stage} --settings {params.stage:q}"
         " --tie-break {params.tie_break:q} {params.previous} --points $(dirname {input.scores}) --out {output.table}"
         " > {log} 2>&1"
 
 
 rule tune_summary:
     input:
-        stages=[f"{TUNING}/{m}/stage{k}.json" for m in config["tuning"]["models"]
+        stages=[LAYOUT.tuning_stage(m, k) for m in config["tuning"]["models"]
                 for k in range(1, len(config["tuning"]["stages"]) + 1)],
         base=base_model_path(),
-        code=library_code("tuning.py"),
+        code=rule_code("tune-summary"),
     output:
-        f"{TUNING}/chosen.json",
+        LAYOUT.tuning_chosen,
     params:
         settings=as_json({k: config["tuning"][k] for k in ("stages", "tie_break")}),
         preset=PRESET,
     log:
-        f"{LOGS}/tuning/summary.log",
+        LAYOUT.log("tuning", "summary"),
     conda:
         CONDA_ENV
     message:
         "Tuning: the chosen settings of every model -> {output}"
     shell:
         "maskdiff tune-summary --stages {input.stages} --settings {params.settings:q} --preset {params.preset}"
-        " --base {input.base} --out {output} > {log} 2>&1"
+        " --model {input.base} --out {output} > {log} 2>&1"

@@ -11,11 +11,10 @@ from maskdiff.rewards.countdown import countdown_reward, extract_countdown_answe
 from maskdiff.rewards.math import (
     canonical_math_text,
     extract_math_answer,
-    math_reward,
     math_text,
     score_math_text,
 )
-from maskdiff.rewards.scorer import TASKS, RewardCache, score_completions
+from maskdiff.rewards.scorer import TASKS, RewardCache, math_reward, score_completions
 from maskdiff.rewards.settings import RewardSettings
 from maskdiff.rewards.workers import pool_stats, shutdown_pool, warm_up, worker_pids
 

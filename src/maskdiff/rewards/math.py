@@ -21,9 +21,9 @@ Two rules (``RewardSettings.math_rule``):
 
 ``math_verify`` bounds parse/verify time with ``signal.alarm``, which only works in a
 process's main thread, and some inputs (``\\boxed{9^{9^{9^{9}}}}``) are slow even so.
-:func:`math_reward` therefore delegates to the scorer's worker processes, whose
-deadline is enforced from outside (see ``maskdiff.rewards.workers``), so it is safe
-and bounded in any thread.  :func:`score_math_text` is the in-process verifier those
+:func:`~maskdiff.rewards.scorer.math_reward` therefore scores in the scorer's worker processes,
+whose deadline is enforced from outside (see ``maskdiff.rewards.workers``), so it is safe and
+bounded in any thread.  :func:`score_math_text` is the in-process verifier those
 workers run.  ``math_verify`` (and sympy) are imported lazily, on the first verifier
 call: the parent process only extracts text and never pays that import.
 """
@@ -35,12 +35,8 @@ import re
 import threading
 from fractions import Fraction
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from maskdiff.rewards.countdown import last_boxed
-
-if TYPE_CHECKING:
-    from maskdiff.rewards.settings import RewardSettings
 
 PARSE_TIMEOUT_S = 3  # lenient rule; math_verify's signal.alarm only takes whole seconds
 VERIFY_TIMEOUT_S = 3
@@ -238,7 +234,7 @@ def score_math_text(text: str | None, gold: str, rule: str = "lenient") -> float
     """Score verifier input (see :func:`math_text`) in this process; never raises.
 
     Bounded only by math_verify's alarms, i.e. only in a main thread: callers outside the
-    worker processes should use :func:`math_reward` or the batch scorer.
+    worker processes should use :func:`~maskdiff.rewards.scorer.math_reward` or the batch scorer.
     """
     try:
         if not isinstance(text, str) or not text:
@@ -251,16 +247,3 @@ def score_math_text(text: str | None, gold: str, rule: str = "lenient") -> float
             raise
         return 0.0
 
-
-def math_reward(completion: str, gold: str, settings: RewardSettings | None = None) -> float:
-    """1.0 iff the completion's final answer is mathematically equal to ``gold``.
-
-    Scored in the scorer's worker processes, so the call is bounded by
-    ``settings.answer_timeout_s`` from any thread; never raises.
-    """
-    from maskdiff.rewards.scorer import score_completions
-
-    try:
-        return float(score_completions("math", [completion], [{"answer": gold}], settings=settings)[0])
-    except Exception:  # noqa: BLE001
-        return 0.0

@@ -31,7 +31,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from maskdiff.rewards.countdown import extract_countdown_answer, score_countdown_answer
-from maskdiff.rewards.math import math_text, score_math_text
+from maskdiff.rewards.math import math_text, score_math_text, simple_value
 from maskdiff.rewards.settings import DEFAULT_SETTINGS, RewardSettings
 from maskdiff.rewards.workers import get_pool, pool_stats, shutdown_pool, worker_pids
 
@@ -42,7 +42,8 @@ POOL_MIN_KEYS = 256  # up to this many unique math answers use one worker; more 
 MAX_KEY_CHARS = 256  # longer verifier inputs are keyed by a 16-byte digest (bounded cache memory)
 
 _MISSING = object()
-__all__ = ["POOL_MIN_KEYS", "TASKS", "RewardCache", "pool_stats", "score_completions", "shutdown_pool", "worker_pids"]
+__all__ = ["POOL_MIN_KEYS", "TASKS", "RewardCache", "math_reward", "pool_stats", "score_completions", "shutdown_pool",
+           "worker_pids"]
 
 
 class RewardCache:
@@ -207,8 +208,6 @@ def score_completions(
     elif keys:
         scores = [None] * len(keys)
         if rule == "lenient":  # integers and fractions against a numeric gold: exact, in-process
-            from maskdiff.rewards.math import simple_value
-
             for j, k in enumerate(keys):
                 answer, gold = payloads[k]
                 pred, ref = simple_value(answer), simple_value(str(gold))
@@ -230,3 +229,15 @@ def score_completions(
             cache.put(key, score)
         rewards[pending[key]] = score
     return rewards
+
+
+def math_reward(completion: str, gold: str, settings: RewardSettings | None = None) -> float:
+    """1.0 iff the completion's final answer is mathematically equal to ``gold``.
+
+    One completion through :func:`score_completions`: scored in the worker processes, so the call
+    is bounded by ``settings.answer_timeout_s`` from any thread; never raises.
+    """
+    try:
+        return float(score_completions("math", [completion], [{"answer": gold}], settings=settings)[0])
+    except Exception:  # noqa: BLE001
+        return 0.0

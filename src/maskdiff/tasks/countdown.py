@@ -24,7 +24,7 @@ class CountdownSpec:
 
     num_count: int = 3
     min_number: int = 1
-    max_number: int = 12
+    max_number: int = 15  # the schema's data.countdown.max_number (the local study)
     operators: str = "+-*"
     min_target: int = 1
     max_target: int = 100

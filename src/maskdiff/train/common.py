@@ -30,6 +30,7 @@ from accelerate.utils import InitProcessGroupKwargs
 from accelerate.utils import DistributedType
 
 from ..evaluate import decode_and_score
+from ..pipeline.layout import MODEL_METRICS, metrics_file
 from ..io import JsonlLogger, NullLogger, atomic_dir, replace_dir, truncate_metrics, write_json
 from ..models.forward import forward_logits, model_device, supports_padding
 from ..models.loading import TokenIds, load_model, load_tokenizer, remote_code_options, token_ids
@@ -145,7 +146,7 @@ def setup_training(
         log.info("resuming from update %d (%s)", start, ckpt_dir)
         if ref_model is not None and load_reference(ckpt_dir, ref_model):
             log.info("the synced reference model resumes from the checkpoint too")
-    metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
+    metrics_path = Path(metrics_file(ckpt_dir))
     metrics: TrackedMetrics | NullLogger = NullLogger()
     if accelerator.is_main_process:
         if start == 0 and metrics_path.exists():
@@ -206,8 +207,7 @@ def save_final(setup: TrainingSetup, out_dir: str | Path, base_model: str) -> No
         with atomic_dir(out_dir) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             setup.tokenizer.save_pretrained(tmp)
-            metrics = setup.ckpt_dir.parent / f"{setup.ckpt_dir.name}.metrics.jsonl"
-            (tmp / "metrics.jsonl").write_text(metrics.read_text())
+            (tmp / MODEL_METRICS).write_text(Path(metrics_file(setup.ckpt_dir)).read_text())
     setup.accelerator.wait_for_everyone()
 
 

@@ -1,9 +1,20 @@
 """Settings of the fine-tuning trainers: one base shared by all, one dataclass per algorithm.
 
-Defaults are the ``local`` preset's; each field's comment gives the paper's value (and the released
-code's where it differs). ``config/presets/paper.yaml`` sets the paper's values and cites them;
-``docs/fidelity.md`` tabulates every difference. The workflow builds these dataclasses from the
-config at parse time (:func:`trainer_config`), so a bad field stops ``snakemake -n`` before any job.
+Defaults are the ``local`` preset's, and this module is their one place: the preset does not restate
+them. Each field's comment is its documentation (the config schema's ``training.sft`` /
+``training.diffu_grpo`` / ``training.mdpo`` entries are generated from these fields and comments,
+see ``x-documents`` in ``maskdiff.config``) and gives the paper's value (and the released code's where
+it differs); where the local value departs from the paper's, the comment says why.
+``config/presets/paper.yaml`` sets the paper's values and cites them; ``docs/fidelity.md`` tabulates
+every difference. The workflow builds these dataclasses from the config at parse time
+(:func:`maskdiff.pipeline.trainer_settings.trainer_config`), so a bad field stops ``snakemake -n`` before any job.
+
+Why the RL defaults depart from the paper at all (the tiny-scale RL regime): a ~1M-parameter model
+at 27% (Countdown) / 6% (arithmetic) accuracy samples nearly the same completion G times at the
+paper's low temperatures, so most prompt groups carry no reward spread and give no gradient
+(measured: diffu-GRPO at temperature 0.1 had spread in 9% of its groups). Measured on the local
+preset's base model over 20 updates: diffu-GRPO at temperature 1.0 has signal in 43% of its groups
+with G = 8 and in 60% with G = 16; MDPO (mined set) in 92%.
 
 This module imports no torch: Snakemake imports it on every invocation.
 """
@@ -13,17 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..settings import SettingsError, as_dict, build, require
+from ..settings import as_dict, build, require
 
 ROLLOUT_MODES = ("semi_ar", "pure_diff")
 REMASKINGS = ("lcr", "rcr-max", "rcr-latest", "random")
-# Model name -> trainer: every model the workflow can train.
-TRAINERS = {"sft": "sft", "diffu_grpo": "diffu_grpo", "mdpo": "mdpo", "mdpo_all_data": "mdpo",
-            "mdpo_null": "mdpo", "mdpo_semi_ar": "mdpo", "mdpo_pure_diff": "mdpo"}
-# Models trained on every training prompt rather than the mined Answer Backslide set.
-ALL_DATA_MODELS = ("sft", "diffu_grpo", "mdpo_all_data", "mdpo_null")
-# The rollout-mode ablation: model name -> MDPO rollout modes (plain `mdpo` is mixed).
-MDPO_MODES = {"mdpo_semi_ar": ("semi_ar",), "mdpo_pure_diff": ("pure_diff",)}
 
 
 def check_cell(cell: dict, key: str) -> None:
@@ -40,21 +44,21 @@ class TrainerConfig:
     """What every trainer shares: the optimisation budget, checkpoints and held-out evaluation."""
 
     updates: int = 100  # optimizer updates; every method gets the same number (paper: 100, Sec. 4)
-    lr: float = 1e-4
+    lr: float = 1e-4  # peak learning rate (the local preset's: its tuned file, config/tuned/local.json)
     warmup: int = 0  # linear warm-up updates, then the lr_schedule
     # After the warm-up: constant, linear decay to 0 at the last update (Hugging Face's "linear", the
     # released SFT script's default), or cosine decay to lr_min_ratio.
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     lr_min_ratio: float = 0.0  # cosine's floor, a share of lr
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
     adam_betas: tuple[float, float] = (0.9, 0.99)  # d1's diffu-GRPO (0.9, 0.99); released MDPO: HF default (0.9, 0.999)
     grad_clip: float = 1.0  # max gradient norm (also applied under DeepSpeed)
     gen_length: int = 16  # generated positions (paper 512)
-    checkpoint_every: int = 10
+    checkpoint_every: int = 10  # updates between resumable checkpoints
     eval_every: int = 10  # held-out accuracy at the start, every N updates and at the end (0 = never)
-    eval_problems: int = 256
+    eval_problems: int = 256  # validation problems per task per curve point (the first N of the validation split)
     eval_cell: dict = field(default_factory=dict)  # decoding cell of the held-out evaluation
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # accelerate's mixed precision of training (paper bf16)
 
     def __post_init__(self) -> None:
         for name in ("updates", "checkpoint_every", "eval_problems", "gen_length"):
@@ -105,15 +109,17 @@ class SFTConfig(TrainerConfig):
 class RLConfig(TrainerConfig):
     """What the policy-gradient trainers share: group rollouts, the PPO clip and the KL term."""
 
-    prompts_per_update: int = 8  # paper 16
+    # Prompts per update; tiny-scale departure (paper 16): MDPO's 8 x 8 = 64 rollouts per update, as
+    # diffu-GRPO's.
+    prompts_per_update: int = 8
     group_size: int = 8  # G rollouts per prompt; paper 8
     temperature: float = 1.0  # rollout sampling temperature
     # Confidence of a sampled token (remasking rank, MDPO's token weight): the untempered softmax
     # probability (LLaDA's generate) or the tempered one (released MDPO rollouts).
     confidence: Literal["untempered", "tempered"] = "untempered"
     steps: int = 16  # denoising steps per rollout
-    remasking: Literal["lcr", "rcr-max", "rcr-latest", "random"] = "lcr"
-    clip_eps: float = 0.2
+    remasking: Literal["lcr", "rcr-max", "rcr-latest", "random"] = "lcr"  # remasking rule of the rollouts (paper: LCR)
+    clip_eps: float = 0.2  # PPO clip of the probability ratio to [1 - clip_eps, 1 + clip_eps]
     beta: float = 0.0  # KL weight (0 = no reference model)
     mu: int = 1  # optimizer updates per rollout batch (PPO iterations)
     micro_batch: int = 512  # sequences per forward/backward (gradient accumulation beyond)
@@ -122,9 +128,10 @@ class RLConfig(TrainerConfig):
     # (1 - alpha) * ref (TRL's SyncRefModelCallback, the MDPO authors' diffu-GRPO recipe: every 64,
     # alpha 0.6). 0 = a frozen reference.
     ref_sync_every: int = 0
-    ref_sync_alpha: float = 0.6
+    ref_sync_alpha: float = 0.6  # alpha of the reference sync (see ref_sync_every)
     # Network arithmetic of the rollouts (fp32, or bf16 autocast: faster on AMX CPUs); the draw stays fp64.
-    compute_dtype: Literal["fp32", "bf16"] = "fp32"
+    # The workflow passes decoding.compute_dtype, whose default this is.
+    compute_dtype: Literal["fp32", "bf16"] = "bf16"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,11 +158,13 @@ class DiffuGRPOConfig(RLConfig):
     """diffu-GRPO (d1), as re-run by the MDPO authors: lr 3e-6, block 32, 128 steps, gen 512,
     temperature 0.1, beta 0.04, eps 0.5, p_mask_prompt 0.15 (DESIGN section 7)."""
 
-    temperature: float = 1.0  # local (paper 0.1: near-deterministic rollouts of a tiny model give no signal)
-    clip_eps: float = 0.5
+    # Tiny-scale departure (paper 0.1): rollouts must differ within a group (near-deterministic
+    # rollouts of a tiny model give no signal; see the module docstring).
+    temperature: float = 1.0
+    clip_eps: float = 0.5  # PPO clip (the authors' diffu-GRPO recipe: epsilon 0.5)
     beta: float = 0.04  # k3 KL
-    group_size: int = 16  # local (paper 8)
-    prompts_per_update: int = 4  # local (paper 16): 64 rollouts per update, as MDPO's
+    group_size: int = 16  # tiny-scale departure (paper 8): 60% of groups with reward spread (43% at 8)
+    prompts_per_update: int = 4  # tiny-scale departure (paper 16): 4 x 16 = 64 rollouts per update, as MDPO's
     block_length: int = 4  # semi-AR rollouts (paper 32)
     p_mask_prompt: float = 0.15  # prompt tokens masked in the one-pass log-prob estimate
 
@@ -168,15 +177,20 @@ class DiffuGRPOConfig(RLConfig):
 @dataclass(frozen=True, kw_only=True)
 class MDPOConfig(RLConfig):
     """MDPO (He et al.): G=8 rollouts at temperature 0.4, LCR, 128 steps, gen 512, blocks drawn from
-    {128, 512}; top K=8 steps; PPO clip 0.2; k2 KL beta 0.02; lr 7e-7 (DESIGN section 7)."""
+    {128, 512}; top K=8 steps; PPO clip 0.2; k2 KL beta 0.02; lr 7e-7 (DESIGN section 7).
 
-    temperature: float = 1.0  # local (paper 0.4)
-    clip_eps: float = 0.2
+    MDPO keeps RLConfig's group_size and prompts_per_update (their comments give the paper's values
+    and why the local ones depart)."""
+
+    temperature: float = 1.0  # tiny-scale departure (paper 0.4): as diffu-GRPO's, so neither is favoured
+    clip_eps: float = 0.2  # PPO clip (released mdpo_config.py epsilon 0.2)
     beta: float = 0.02  # k2 KL
-    top_k_steps: int = 4  # K; local 4 of 16 steps (paper 8 of 128)
+    # K, the denoising steps trained per rollout; tiny-scale departure (paper 8 of 128 steps): 4 of
+    # 16 steps, half the training passes.
+    top_k_steps: int = 4
     semi_ar_block: int = 4  # block length of semi-AR rollouts (paper 128)
     rollout_modes: tuple[str, ...] = ROLLOUT_MODES  # drawn per rollout; paper: mixed
-    adv_eps: float = 1e-4
+    adv_eps: float = 1e-4  # added to the std over the group when each step's advantages are normalised
     # Which K steps are trained: the K with the largest group-summed |A_t| (one set per prompt), or
     # each rollout's own K largest |A_t| (released trainer).
     step_selection: Literal["group", "rollout"] = "group"
@@ -205,95 +219,6 @@ class MDPOConfig(RLConfig):
 
 
 CONFIG_CLASSES = {"sft": SFTConfig, "diffu_grpo": DiffuGRPOConfig, "mdpo": MDPOConfig}
-
-
-SEED_SUFFIX = "-s"
-
-
-def split_model(model: str) -> tuple[str, int]:
-    """``mdpo-s2`` -> ``("mdpo", 2)``; a name without a suffix is seed 0 (``mdpo`` -> ``("mdpo", 0)``)."""
-    method, sep, seed = model.rpartition(SEED_SUFFIX)
-    if sep and seed.isdigit() and method in TRAINERS:
-        return method, int(seed)
-    return model, 0
-
-
-def trained_models(config: dict) -> list[str]:
-    """Every model the workflow trains: the configured methods (seed 0 keeps the plain name), the
-    rollout-mode ablation, and the RL-seed replicates ``<method>-s1`` ... of the configured methods."""
-    t = config["training"]
-    methods = list(t["models"])
-    models = methods + (list(MDPO_MODES) if t["ablation"] else [])
-    return models + [f"{m}{SEED_SUFFIX}{k}" for k in range(1, t["seeds"]) for m in methods]
-
-
-def trains_per_task(config: dict, model: str) -> bool:
-    """Whether ``model`` is trained once per task (its algorithm is in ``training.per_task``):
-    ``models/<model>/<task>``, each on that task's prompts and evaluated on that task; otherwise one
-    model on every task's prompts, evaluated on every task."""
-    return TRAINERS[split_model(model)[0]] in config["training"]["per_task"]
-
-
-# Tuned settings the preset reads from its tuned file (the update budget is the study's, not tuned).
-APPLIED_TUNED_KEYS = ("lr", "warmup", "beta")
-# A model without its own tuning uses another's choice: the null control is MDPO (all data)'s twin.
-TUNED_AS = {"mdpo_null": "mdpo_all_data", "mdpo_semi_ar": "mdpo", "mdpo_pure_diff": "mdpo"}
-
-
-def tuned_values(config: dict, method: str) -> dict:
-    """The values of ``training.tuned`` (a file written by the tuning stage) that ``method`` trains
-    with; {} without a tuned file or for a model the file does not cover."""
-    path = config["training"].get("tuned")
-    if not path:
-        return {}
-    from ..tuning import read_tuned
-
-    chosen = read_tuned(path)
-    values = chosen.get(method) or chosen.get(TUNED_AS.get(method, method)) or {}
-    return {k: v for k, v in values.items() if k in APPLIED_TUNED_KEYS}
-
-
-def trainer_config(config: dict, model: str, tuned: bool = True) -> TrainerConfig:
-    """The settings ``model`` trains with: what every trainer shares (updates, evaluation cell,
-    generation length; the RL trainers' steps and block lengths from the decoding grid), the tuned
-    values of ``training.tuned`` (``tuned=False``: the untuned settings a tuning point starts from),
-    then the algorithm's own section ``training.<algorithm>`` over it; a key both tuned and set in
-    the section is an error (one source per value). Seed replicates skip the validation curves
-    (their final accuracy comes from the evaluation jobs). Raises naming the key path."""
-    method, seed = split_model(model)
-    algorithm = TRAINERS[method]
-    t, dec = config["training"], config["decoding"]
-    shared = {
-        "updates": t["updates"],
-        "eval_every": t["eval_every"] if seed == 0 else 0,
-        "eval_problems": t["eval_problems"],
-        "checkpoint_every": t["checkpoint_every"],
-        "gen_length": dec["gen_length"],
-        "eval_cell": {k: dec[k] for k in ("gen_length", "block_length", "steps", "schedule", "compute_dtype")}
-        | {"remasking": "lcr"},
-    }
-    if algorithm != "sft":
-        shared |= {"steps": dec["steps"], "reward_processes": config["evaluation"]["reward_processes"],
-                   "compute_dtype": dec["compute_dtype"]}
-    if algorithm == "mdpo":
-        shared["semi_ar_block"] = min(config["evaluation"]["grid"]["block_length"])
-        if method in MDPO_MODES:
-            shared["rollout_modes"] = list(MDPO_MODES[method])
-        if method == "mdpo_null":
-            shared["null_signal"] = True
-    if algorithm == "diffu_grpo":
-        shared["block_length"] = min(config["evaluation"]["grid"]["block_length"])
-    section = dict(t.get(algorithm) or {})
-    if seed:
-        section.pop("eval_every", None)
-    chosen = tuned_values(config, method) if tuned else {}
-    fields = CONFIG_CLASSES[algorithm].__dataclass_fields__
-    chosen = {k: v for k, v in chosen.items() if k in fields}
-    both = sorted(set(chosen) & set(section))
-    if both:
-        raise SettingsError(f"config key training.{algorithm}: {both} also set by the tuned file training.tuned="
-                         f"{t['tuned']} (for {method}); remove one of them")
-    return build(CONFIG_CLASSES[algorithm], shared | chosen | section, f"training.{algorithm}")
 
 
 def config_from_json(algorithm: str, values: dict) -> TrainerConfig:

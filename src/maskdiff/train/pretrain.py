@@ -19,6 +19,7 @@ from ..progress import progress as progress_bar
 
 from ..errors import InputError
 from ..io import JsonlLogger, atomic_dir, truncate_metrics
+from ..pipeline.layout import MODEL_METRICS, metrics_file
 from ..models.loading import token_ids
 from ..models.tiny import TinyModelSpec, build_tiny_model
 from ..models.tokenizer import build_char_tokenizer
@@ -88,7 +89,7 @@ def pretrain(
     start = progress["step"]
     if start:
         log.info("resuming pretraining from update %d (%s)", start, ckpt_dir)
-    metrics_path = ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl"
+    metrics_path = Path(metrics_file(ckpt_dir))
     if start:
         truncate_metrics(metrics_path, start, key="step")  # records after the checkpoint come again
     config = {**asdict(cfg), "model": asdict(model_spec), "records": len(data),
@@ -133,5 +134,5 @@ def pretrain(
     with atomic_dir(out_dir) as tmp:
         final.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "metrics.jsonl").write_text((ckpt_dir.parent / f"{ckpt_dir.name}.metrics.jsonl").read_text())
+        (tmp / MODEL_METRICS).write_text(metrics_path.read_text())
     return {"steps": cfg.steps, "final_loss": loss.item() if cfg.steps > start else None}

@@ -1,0 +1,162 @@
+"""The library source files a workflow stage runs, derived from the import graph.
+
+Snakemake does not track imported Python code, so every rule lists the source files it runs as
+inputs: editing one reruns exactly the stages that use it. A hand-written list goes stale the day
+someone adds an import and forgets the list, silently (the stage keeps old results). Here the list
+is computed: the ``maskdiff`` subcommand a rule runs is looked up in the CLI's parser, its handler's
+imports (and those of the CLI helpers it calls) are the entry points, and every ``maskdiff`` module
+they import, at the top or lazily inside a function, transitively, is a dependency. A notebook's
+code cells are read the same way. Conservative on purpose: a module imported anywhere in the chain
+counts, whether or not that code path runs.
+
+Pure ``ast``: nothing is imported but the CLI's parser (light: argparse and the error types).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "maskdiff"
+SRC = Path(__file__).resolve().parents[2]  # the directory holding the maskdiff package
+
+
+def module_file(module: str, src: Path = SRC) -> Path | None:
+    """``maskdiff.rewards.math`` -> its source file (a module or a package's ``__init__.py``)."""
+    base = src.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def imports_of(nodes, here: str, is_package: bool, src: Path = SRC, parents: bool = True,
+               package: str = PACKAGE) -> set[str]:
+    """The ``package`` modules imported anywhere inside ``nodes`` (an AST or a list of them), for
+    code in module ``here``: absolute and relative imports, at the top or inside functions.
+
+    ``parents=True``: what running the code loads: ``from a.b import c`` gives ``a.b`` and ``a.b.c``
+    (when ``c`` is a submodule) with every parent package (importing ``a.b.c`` runs ``a`` and ``a.b``
+    first); only modules that exist. ``parents=False``: the import graph's edges, the module each
+    import names (``a.b.c`` for a submodule, else ``a.b``), whether it exists or not."""
+    anchor_package = here if is_package else here.rpartition(".")[0]
+    found: set[str] = set()
+    for node in (n for root in (nodes if isinstance(nodes, list) else [nodes]) for n in ast.walk(root)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == package)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = anchor_package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.split(".")[0] != package:
+                continue
+            submodules = {f"{base}.{a.name}" for a in node.names if module_file(f"{base}.{a.name}", src)}
+            found |= submodules
+            if parents or len(submodules) < len(node.names):
+                found.add(base)
+    if not parents:
+        return found - {here}
+    with_parents = set()
+    for module in found:
+        parts = module.split(".")
+        with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return {m for m in with_parents if module_file(m, src)}
+
+
+def import_graph(src: Path = SRC, package: str = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the ``package`` modules it imports (edges as :func:`imports_of` with
+    ``parents=False``); an import of a module that does not exist is a ValueError naming it."""
+    files = {module_name(p, src): p for p in sorted((src / package).rglob("*.py"))}
+    graph = {}
+    for module, path in files.items():
+        edges = imports_of(_parsed(path), module, _is_package(path), src, parents=False, package=package)
+        unknown = sorted(edges - set(files))
+        if unknown:
+            raise ValueError(f"{path}: imports modules that do not exist: {unknown}")
+        graph[module] = edges
+    return graph
+
+
+@lru_cache(maxsize=None)
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def closure(modules, src: Path = SRC) -> set[Path]:
+    """The source files of ``modules`` and of everything they import, transitively."""
+    seen: set[Path] = set()
+    todo = [module_file(m, src) for m in modules]
+    while todo:
+        path = todo.pop()
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        todo += [module_file(m, src) for m in imports_of(_parsed(path), module_name(path, src), _is_package(path), src)]
+    return seen
+
+
+def command_entry_modules(command: str, src: Path = SRC) -> set[str]:
+    """The modules ``maskdiff <command>`` runs: the CLI module's top-level imports, and the imports
+    inside the command's handler and the CLI helpers it calls (by name, transitively). The CLI
+    module itself is not an entry (its other commands' imports are not this command's code); its
+    file is one of the stage's files (:func:`stage_code`)."""
+    from ..cli import build_parser
+
+    handler = _handler(build_parser(), command)
+    cli_path = module_file(f"{PACKAGE}.cli", src)
+    tree = _parsed(cli_path)
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    bodies, todo, seen = [], [handler.__name__], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        bodies.append(functions[name])
+        todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
+    return imports_of(top + bodies, f"{PACKAGE}.cli", False, src) - {f"{PACKAGE}.cli"}
+
+
+def _handler(parser, command: str):
+    import argparse
+
+    for action in parser._actions:  # noqa: SLF001 - argparse exposes subparsers only this way
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:  # noqa: SLF001
+            func = action.choices[command].get_default("func")
+            if func is None:
+                raise ValueError(f"maskdiff {command} has no handler")
+            return func
+    raise ValueError(f"no subcommand `maskdiff {command}`")
+
+
+def notebook_entry_modules(notebook: str | Path, src: Path = SRC) -> set[str]:
+    """The ``maskdiff`` modules a notebook's code cells import."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    lines = [line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))]  # magics are not Python
+    return imports_of(ast.parse("\n".join(lines)), "__main__", False, src)
+
+
+def stage_code(commands=(), notebooks=(), src: Path = SRC, root: Path | None = None) -> list[str]:
+    """Sorted source files (relative to ``root``, default the project) of the ``maskdiff``
+    subcommands and notebooks a rule runs."""
+    root = root or src.parent
+    modules = set().union(*(command_entry_modules(c, src) for c in commands),
+                          *(notebook_entry_modules(root / n, src) for n in notebooks))
+    files = closure(modules, src) | ({module_file(f"{PACKAGE}.cli", src)} if commands else set())
+    return sorted(p.relative_to(root).as_posix() for p in files)
