@@ -85,7 +85,8 @@ def test_every_pretrain_schema_default_is_the_dataclass_default():
     from maskdiff.train.pretrain import PretrainConfig
 
     section = load_schema()["properties"]["pretrain"]["properties"]
-    fields = {f.name: f.default for f in dataclasses.fields(PretrainConfig)}
+    fields = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+              for f in dataclasses.fields(PretrainConfig)}  # YAML lists are tuples in the dataclass
     shared = set(section) & set(fields) - {"seed"}  # seed: null in the config = the config's seed
     assert shared >= {"steps", "lr", "unconditional_fraction", "unconditional_length", "warmup_steps"}
     for key in sorted(shared):

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maskdiff import dvc_stages
+from maskdiff.pipeline import dvc_share, dvc_yaml
 from maskdiff.config import load_config
 from maskdiff.pipeline.models import split_model, trained_models, trains_per_task
 from workflow_helpers import BIN, ROOT, clone_tree, copy_project, planned_jobs, project_env, run, snakemake
@@ -51,7 +51,7 @@ def _kind(stage) -> str:
 
 
 def test_dvc_yaml_is_generated_from_the_presets():
-    problem = dvc_stages.check(ROOT)
+    problem = dvc_yaml.check(ROOT)
     assert not problem, problem
 
 
@@ -63,11 +63,11 @@ def test_every_preset_has_a_stage_per_shared_piece(preset_file):
     trained = trained_models(cfg)  # the methods, the rollout-mode ablation, RL-seed replicates
     want = ({f"{p}-{k}" for k in ("data", "base", "mining", "report")} | {f"{p}-train-{m}" for m in trained}
             | {f"{p}-eval-{m}" for m in ["base", *trained]} | ({f"{p}-precision"} if cfg["precision"]["enabled"] else set()))
-    stages = dvc_stages.stages_for(path, ROOT)
+    stages = dvc_yaml.stages_for(path, ROOT)
     assert {s.name for s in stages} == want
     profile = "profiles/slurm" if any(r.get("gpu") for r in cfg["resources"].values()) else "profiles/local"
     for s in stages:
-        assert dvc_stages.run_command(s)[1:4] == ["--profile", profile, f"--configfile=config/presets/{preset_file}"]
+        assert dvc_share.run_command(s)[1:4] == ["--profile", profile, f"--configfile=config/presets/{preset_file}"]
         assert all(o.startswith((f"data/{p}", f"results/{p}/")) for o in s.all_outs), s.all_outs
     for m in trained:
         train = next(s for s in stages if s.name == f"{p}-train-{m}")
@@ -85,14 +85,14 @@ def test_paper_presets_have_their_stages(preset):
     """The paper run's six trained models (and, once its preset exists, the rehearsal's)."""
     if not (ROOT / f"config/presets/{preset}.yaml").exists():
         pytest.skip(f"no config/presets/{preset}.yaml yet")
-    names = {s.name for s in dvc_stages.preset_stages(preset, ROOT)}
+    names = {s.name for s in dvc_yaml.preset_stages(preset, ROOT)}
     six = ["sft", "diffu_grpo", "mdpo", "mdpo_all_data", "mdpo_semi_ar", "mdpo_pure_diff"]
     assert {f"{preset}-train-{m}" for m in six} <= names
     assert {f"{preset}-eval-{m}" for m in ["base", *six]} <= names
     assert {f"{preset}-{k}" for k in ("data", "base", "mining", "report")} <= names
     assert f"{preset}-precision" not in names  # the precision study runs on the local presets only
-    train = next(s for s in dvc_stages.preset_stages(preset, ROOT) if s.name == f"{preset}-train-mdpo")
-    assert dvc_stages.run_command(train)[1:3] == ["--profile", "profiles/slurm"]
+    train = next(s for s in dvc_yaml.preset_stages(preset, ROOT) if s.name == f"{preset}-train-mdpo")
+    assert dvc_share.run_command(train)[1:3] == ["--profile", "profiles/slurm"]
 
 
 def test_dvc_stage_list_shows_every_preset(tmp_path):
@@ -102,7 +102,7 @@ def test_dvc_stage_list_shows_every_preset(tmp_path):
     run(["git", "init", "-q"], tmp_path)
     listed = run([DVC, "stage", "list"], tmp_path).stdout
     names = [line.split()[0] for line in listed.splitlines() if line.strip()]
-    assert names == [s.name for s in dvc_stages.all_stages(ROOT)]
+    assert names == [s.name for s in dvc_yaml.all_stages(ROOT)]
     presets = {p.stem for p in (ROOT / "config/presets").glob("*.yaml")}
     assert {"local", "smoke", "paper"} <= presets
     assert {n.rsplit("-", 1)[0].split("-")[0] for n in names if n.endswith("-report")} == presets
@@ -148,7 +148,7 @@ def _locked(repo: Path) -> dict:
 
 
 def _smoke_stages(repo: Path, *kinds: str) -> list:
-    return [s for s in dvc_stages.preset_stages("smoke", repo) if _kind(s) in kinds]
+    return [s for s in dvc_yaml.preset_stages("smoke", repo) if _kind(s) in kinds]
 
 
 def _clone(repo: Path, dest: Path) -> Path:
@@ -194,10 +194,10 @@ def test_stage_outputs_cover_each_dag_exactly_once(preset_file, tmp_path):
         outputs, side = _dag_files(work, preset_file)
     finally:
         os.chdir(cwd)
-    stages = dvc_stages.stages_for(ROOT / "config/presets" / preset_file, ROOT)
+    stages = dvc_yaml.stages_for(ROOT / "config/presets" / preset_file, ROOT)
     assert outputs
     for f in outputs | side:
-        owners = [s.name for s in stages for o in s.all_outs if dvc_stages._under(f, o)]
+        owners = [s.name for s in stages for o in s.all_outs if dvc_share._under(f, o)]
         assert len(owners) == 1, (f, owners)
     for s in stages:
         missing = [t for t in s.targets if t not in outputs]
@@ -208,12 +208,12 @@ def test_stage_outputs_cover_each_dag_exactly_once(preset_file, tmp_path):
 def test_produced_files_all_belong_to_a_stage(producer):
     """What the jobs write beside their declared outputs (checkpoints, training curves, logs) is
     tracked too: every file under data/smoke and results/smoke is in exactly one stage's outputs."""
-    stages = dvc_stages.preset_stages("smoke", producer)
+    stages = dvc_yaml.preset_stages("smoke", producer)
     files = [p.relative_to(producer).as_posix() for d in ("data/smoke", "results/smoke")
              for p in (producer / d).rglob("*") if p.is_file()]
     assert any("/checkpoints/sft/" in f for f in files)
     for f in files:
-        owners = [s.name for s in stages for o in s.all_outs if dvc_stages._under(f, o)]
+        owners = [s.name for s in stages for o in s.all_outs if dvc_share._under(f, o)]
         assert len(owners) == 1, (f, owners)
     for s in _smoke_stages(producer, *PRODUCED):
         assert all((producer / o).exists() for o in s.all_outs), s.name
@@ -222,7 +222,7 @@ def test_produced_files_all_belong_to_a_stage(producer):
 @pytest.mark.slow
 def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
     prod = clone_tree(producer, tmp_path / "producer")
-    eval_base = next(s for s in dvc_stages.preset_stages("smoke", prod) if s.name == "smoke-eval-base")
+    eval_base = next(s for s in dvc_yaml.preset_stages("smoke", prod) if s.name == "smoke-eval-base")
     # A later stage is running: the base model's evaluation, held (SIGSTOP) inside its first job.
     job = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", SMOKE_ARG, *eval_base.targets], cwd=prod,
                            env=project_env(prod), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -397,7 +397,7 @@ def test_concurrent_pushes_and_a_pull_between_them(producer, tmp_path):
     late = [s.name for s in _smoke_stages(second, "train")]
     # The first clone records its stages (dvc.lock, in git) before it uploads them, as a user who commits
     # first: a colleague can clone that record while the objects are still on their way.
-    run([str(BIN / "python"), "-c", f"from maskdiff.dvc_stages import _dvc_commit; _dvc_commit({early!r})"], first)
+    run([str(BIN / "python"), "-c", f"from maskdiff.pipeline.dvc_share import _dvc_commit; _dvc_commit({early!r})"], first)
     _commit_all(first, "smoke: data, base, mining recorded")
     consumer = _clone(first, shared / "consumer")
     targets = [t for s in _smoke_stages(consumer, "data", "base", "mining") for t in s.targets]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from .config_keys import SCHEMA_PATH
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:

@@ -110,17 +110,29 @@ def closure(modules, src: Path = SRC) -> set[Path]:
 
 
 def command_entry_modules(command: str, src: Path = SRC) -> set[str]:
-    """The modules ``maskdiff <command>`` runs: the CLI module's top-level imports, and the imports
-    inside the command's handler and the CLI helpers it calls (by name, transitively). The CLI
-    module itself is not an entry (its other commands' imports are not this command's code); its
-    file is one of the stage's files (:func:`stage_code`)."""
+    """The modules ``maskdiff <command>`` runs: the top-level imports of the CLI module and of the
+    module holding the command's handler, and the imports inside the handler and the helpers of
+    that module it calls (by name, transitively). Neither module is an entry itself (their other
+    commands' imports are not this command's code); their files are among the stage's files
+    (:func:`command_files`)."""
+    cli, handler_module, bodies = _command_code(command, src)
+    top = [n for module in (cli, handler_module) for n in _parsed(module_file(module, src)).body
+           if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return imports_of(top + bodies, handler_module, False, src) - {cli, handler_module}
+
+
+def command_files(command: str, src: Path = SRC) -> set[Path]:
+    """The CLI module's file and the file of the module holding the command's handler."""
+    cli, handler_module, _ = _command_code(command, src)
+    return {module_file(cli, src), module_file(handler_module, src)}
+
+
+def _command_code(command: str, src: Path):
     from ..cli import build_parser
 
     handler = _handler(build_parser(), command)
-    cli_path = module_file(f"{PACKAGE}.cli", src)
-    tree = _parsed(cli_path)
+    tree = _parsed(module_file(handler.__module__, src))
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     bodies, todo, seen = [], [handler.__name__], set()
     while todo:
         name = todo.pop()
@@ -129,7 +141,7 @@ def command_entry_modules(command: str, src: Path = SRC) -> set[str]:
         seen.add(name)
         bodies.append(functions[name])
         todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
-    return imports_of(top + bodies, f"{PACKAGE}.cli", False, src) - {f"{PACKAGE}.cli"}
+    return f"{PACKAGE}.cli", handler.__module__, bodies
 
 
 def _handler(parser, command: str):
@@ -158,5 +170,5 @@ def stage_code(commands=(), notebooks=(), src: Path = SRC, root: Path | None = N
     root = root or src.parent
     modules = set().union(*(command_entry_modules(c, src) for c in commands),
                           *(notebook_entry_modules(root / n, src) for n in notebooks))
-    files = closure(modules, src) | ({module_file(f"{PACKAGE}.cli", src)} if commands else set())
+    files = closure(modules, src).union(*(command_files(c, src) for c in commands))
     return sorted(p.relative_to(root).as_posix() for p in files)

@@ -18,10 +18,10 @@ from ..models.forward import model_device
 from ..rewards import RewardSettings
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import step_generator
-from .common import gather_rows, load_eval_sets, local_share, row_chunks, setup_training, token_logps
+from .common import gather_rows, local_share, row_chunks, token_logps
 from .configs import DiffuGRPOConfig
 from .groups import build_sequences, generate_groups, read_train_records, sample_prompts, score_rows
-from .policy_gradient import PolicyGradientTrainer
+from .policy_gradient import PolicyGradientTrainer, clipped_surrogate, ratio_stats
 from .trainer import Batch
 
 log = logging.getLogger(__name__)
@@ -53,23 +53,15 @@ def grpo_loss(
     old_logp, advantages, mask = (t.to(device) for t in (old_logp, advantages, mask))
     ref_logp = ref_logp.to(device) if ref_logp is not None else None
     ratio = torch.exp(logp - old_logp)
-    adv = advantages.unsqueeze(-1)
-    per_token = -torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+    per_token = -clipped_surrogate(ratio, advantages, clip_eps)
     kl = torch.zeros_like(logp)
     if ref_logp is not None and beta > 0:
         d = ref_logp - logp
         kl = torch.exp(d) - d - 1
         per_token = per_token + beta * kl
     maskf = mask.float()
-    total = maskf.sum().clamp(min=1)
-    loss = (per_token * maskf).sum() / total
-    with torch.no_grad():
-        stats = {
-            "kl": float((kl * maskf).sum() / total),
-            "clip_fraction": float((((ratio - 1).abs() > clip_eps).float() * maskf).sum() / total),
-            "ratio_mean": float((ratio * maskf).sum() / total),
-        }
-    return loss, stats
+    loss = (per_token * maskf).sum() / maskf.sum().clamp(min=1)
+    return loss, ratio_stats(ratio, kl, maskf, clip_eps)
 
 
 def masked_inputs(seq: torch.Tensor, width: int, attn: torch.Tensor | None, mask_id: int, p_mask_prompt: float,
@@ -154,7 +146,7 @@ def train_diffu_grpo(
     rewards: RewardSettings | None = None,
 ) -> dict:
     records = read_train_records(train_files)
-    setup = setup_training(base_model, ckpt_dir, cfg, cfg.beta, model_options, {"train_prompts": len(records)},
-                           data_files=train_files, rewards=rewards)
-    trainer = DiffuGRPOTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems))
+    trainer = DiffuGRPOTrainer.from_files(records, base_model=base_model, train_files=train_files, ckpt_dir=ckpt_dir,
+                                          cfg=cfg, seed=seed, model_options=model_options, eval_files=eval_files,
+                                          rewards=rewards, info={"train_prompts": len(records)})
     return trainer.run(out_dir, base_model)

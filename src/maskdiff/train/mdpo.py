@@ -28,10 +28,10 @@ from ..models.forward import model_device
 from ..rewards import RewardSettings
 from ..sampling.generate import DecodeSettings, parse_remasking
 from ..seeding import derive_seed, step_generator
-from .common import gather_rows, load_eval_sets, local_share, row_chunks, setup_training, token_logps
+from .common import gather_rows, local_share, row_chunks, token_logps
 from .configs import MDPOConfig
 from .groups import build_sequences, generate_groups, read_train_records, sample_prompts, score_trajectory
-from .policy_gradient import PolicyGradientTrainer
+from .policy_gradient import PolicyGradientTrainer, clipped_surrogate, ratio_stats
 from .trainer import Batch
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,7 @@ def mdpo_loss(
     old_logp, advantages, weights, masked = (t.to(device) for t in (old_logp, advantages, weights, masked))
     ref_logp = ref_logp.to(device) if ref_logp is not None else None
     ratio = torch.exp(logp - old_logp)
-    adv = advantages.unsqueeze(-1)
-    objective = torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
-    per_token = -(weights * objective)
+    per_token = -(weights * clipped_surrogate(ratio, advantages, clip_eps))
     kl = torch.zeros_like(logp)
     if ref_logp is not None and beta > 0:
         kl = 0.5 * (ref_logp - logp) ** 2
@@ -123,14 +121,7 @@ def mdpo_loss(
     maskf = masked.float()
     n_masked = maskf.sum(dim=-1).clamp(min=1)
     loss = ((per_token * maskf).sum(dim=-1) / n_masked).mean()
-    total = maskf.sum().clamp(min=1)
-    with torch.no_grad():
-        stats = {
-            "kl": float((kl * maskf).sum() / total),
-            "clip_fraction": float((((ratio - 1).abs() > clip_eps).float() * maskf).sum() / total),
-            "ratio_mean": float((ratio * maskf).sum() / total),
-        }
-    return loss, stats
+    return loss, ratio_stats(ratio, kl, maskf, clip_eps)
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -246,10 +237,9 @@ def train_mdpo(
         # recorded in the metrics so the report can say the mined set was empty.
         log.warning("no Answer Backslide prompts in %s; training on the fallback %s", train_files, fallback_files)
         records, source = read_train_records(fallback_files), "fallback"
-    setup = setup_training(base_model, ckpt_dir, cfg, cfg.beta, model_options,
-                           {"train_prompts": len(records), "train_source": source}, data_files=train_files,
-                           rewards=rewards)
-    trainer = MDPOTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems))
+    trainer = MDPOTrainer.from_files(records, base_model=base_model, train_files=train_files, ckpt_dir=ckpt_dir,
+                                     cfg=cfg, seed=seed, model_options=model_options, eval_files=eval_files,
+                                     rewards=rewards, info={"train_prompts": len(records), "train_source": source})
     return trainer.run(out_dir, base_model)
 
 

@@ -16,6 +16,24 @@ from .configs import RLConfig
 from .trainer import Batch, Trainer
 
 
+def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
+    """PPO's clipped surrogate per token, min(r A, clip(r, 1 - eps, 1 + eps) A), with the policy
+    ratio ``r`` per token and the advantage ``A`` per row (diffu-GRPO's and MDPO's objective)."""
+    adv = advantages.unsqueeze(-1)
+    return torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+
+
+@torch.no_grad()
+def ratio_stats(ratio: torch.Tensor, kl: torch.Tensor, maskf: torch.Tensor, clip_eps: float) -> dict[str, float]:
+    """Token means over ``maskf`` of the KL term, the clipped share of ratios and the ratio."""
+    total = maskf.sum().clamp(min=1)
+    return {
+        "kl": float((kl * maskf).sum() / total),
+        "clip_fraction": float((((ratio - 1).abs() > clip_eps).float() * maskf).sum() / total),
+        "ratio_mean": float((ratio * maskf).sum() / total),
+    }
+
+
 class PolicyGradientTrainer(Trainer):
     cfg: RLConfig
 

@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PretrainConfig:
+    """Settings of the from-scratch pretraining (config section ``pretrain``; defaults equal the
+    schema's, tested).
+
+    Pretraining keeps its own short loop and its names (``steps``, ``warmup_steps``) rather than the
+    fine-tuning trainers' :class:`maskdiff.train.trainer.Trainer` loop (``updates``, ``warmup``): it
+    starts from a random initialisation with no reference model, no rollouts, no ``mu`` iterations
+    and no validation curve, so that loop's plumbing would go unused; and its names are config keys
+    of every preset, so renaming them would change every stored base model's parameters (and rerun
+    it) for no change in what it computes."""
+
     steps: int = 3000
     batch_size: int = 128
     lr: float = 2e-3
@@ -44,6 +54,7 @@ class PretrainConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    adam_betas: tuple[float, float] = (0.9, 0.98)  # AdamW's (beta1, beta2): 0.98, the usual choice for transformer pretraining
     checkpoint_every: int = 250
     log_every: int = 10
     seed: int = 0
@@ -77,7 +88,7 @@ def pretrain(
     data = build_supervised(tokenizer, records, gen_length, ids, source=", ".join(str(p) for p in data_files),
                             unconditional_length=cfg.unconditional_length if cfg.unconditional_fraction > 0 else None)
     model = build_tiny_model(model_spec, len(tokenizer), {"mask": ids.mask, "pad": ids.pad, "eos": ids.eos}, cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.adam_betas))
     scheduler = build_scheduler(optimizer, cfg.steps, cfg.warmup_steps, cfg.lr_decay, cfg.min_lr_ratio)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 

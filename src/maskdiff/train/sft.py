@@ -12,7 +12,7 @@ import torch
 from ..errors import InputError
 from ..rewards import RewardSettings
 from ..seeding import step_generator
-from .common import load_eval_sets, local_share, row_chunks, setup_training
+from .common import local_share, row_chunks
 from .configs import SFTConfig
 from .data import SupervisedBatchSource, build_supervised
 from .diffusion_loss import masked_diffusion_loss
@@ -28,9 +28,15 @@ class SFTTrainer(Trainer):
     name = "sft"
     cfg: SFTConfig
 
-    def __init__(self, *args, data: SupervisedBatchSource, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.data = data
+        cfg, setup = self.cfg, self.setup
+        self.data: SupervisedBatchSource = build_supervised(
+            setup.tokenizer, self.records, cfg.response_length, setup.ids, setup.chat_template, self.source,
+            truncate=True, max_total_length=cfg.max_length)
+        if self.data.truncated:
+            log.warning("%d of %d reference solutions truncated to %d tokens", self.data.truncated, len(self.records),
+                        cfg.response_length)
 
     def prepare(self, batch_index: int) -> Batch:
         # The update's batch is drawn globally (a pure function of seed and update: exact resume);
@@ -83,11 +89,7 @@ def train_sft(
         raise InputError(f"no training record with a reference solution in {train_files}: nothing to fine-tune on")
     if len(records) < len(all_records):
         log.info("SFT on the %d of %d training records that have a reference solution", len(records), len(all_records))
-    setup = setup_training(base_model, ckpt_dir, cfg, 0.0, model_options, {"train_records": len(records)},
-                           data_files=train_files, rewards=rewards)
-    data = build_supervised(setup.tokenizer, records, cfg.response_length, setup.ids, setup.chat_template,
-                            ", ".join(train_files), truncate=True, max_total_length=cfg.max_length)
-    if data.truncated:
-        log.warning("%d of %d reference solutions truncated to %d tokens", data.truncated, len(records), cfg.response_length)
-    trainer = SFTTrainer(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems), data=data)
+    trainer = SFTTrainer.from_files(records, base_model=base_model, train_files=train_files, ckpt_dir=ckpt_dir, cfg=cfg,
+                                    seed=seed, model_options=model_options, eval_files=eval_files, rewards=rewards,
+                                    info={"train_records": len(records)})
     return trainer.run(out_dir, base_model)

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from ..progress import progress as progress_bar
 
-from .common import (TrainingSetup, backward, balanced_chunks, clip_and_step, end_of_update, global_mean, log_eval,
-                     save_final)
+from ..rewards import RewardSettings
+from .common import (TrainingSetup, backward, balanced_chunks, clip_and_step, end_of_update, global_mean,
+                     load_eval_sets, log_eval, save_final, setup_training)
 from .configs import TrainerConfig
 
 
@@ -41,9 +42,24 @@ class Trainer:
     name = "trainer"
 
     def __init__(self, setup: TrainingSetup, cfg: TrainerConfig, records: list[dict], seed: int,
-                 eval_sets: dict[str, list[dict]]):
+                 eval_sets: dict[str, list[dict]], source: str = ""):
         self.setup, self.cfg, self.records, self.seed, self.eval_sets = setup, cfg, records, seed, eval_sets
+        self.source = source  # where the records came from (named in messages about them)
         self.timings: dict[str, float] = {}  # seconds per part of the current update (logged as time_<part>_s)
+
+    @classmethod
+    def from_files(cls, records: list[dict], *, base_model: str, train_files: list[str], ckpt_dir: str,
+                   cfg: TrainerConfig, seed: int = 0, model_options: dict | None = None,
+                   eval_files: dict[str, str] | None = None, rewards: RewardSettings | None = None,
+                   info: dict | None = None) -> "Trainer":
+        """The trainer of ``records`` (read from ``train_files``) with what every trainer sets up the
+        same way: the policy from ``base_model`` (and a frozen reference when ``cfg`` has a KL weight),
+        the checkpoint in ``ckpt_dir`` it resumes from, the run's fingerprint and config record
+        (``info`` added), and the validation sets of its curve."""
+        setup = setup_training(base_model, ckpt_dir, cfg, getattr(cfg, "beta", 0.0), model_options, info,
+                               data_files=train_files, rewards=rewards)
+        return cls(setup, cfg, records, seed, load_eval_sets(eval_files or {}, cfg.eval_problems),
+                   source=", ".join(train_files))
 
     @contextlib.contextmanager
     def timed(self, part: str):
