@@ -428,22 +428,32 @@ def _tree_sha(path: Path) -> str:
 def test_c_a_job_over_its_time_limit_is_named_with_the_fix(slurm_run, tmp_path, capsys):
     """A trainer with runtime=1 (minute) that needs longer: SLURM ends it at its time limit, and the
     run's error output names the rule, the resource and how to raise it for that rule."""
+    line, seconds = kill_sft_over_its_limit(slurm_run, tmp_path, "runtime=1", "time")
+    assert "--set-resources train_sft:runtime=<minutes>" in line and "resources.train.runtime" in line, line
+    with capsys.disabled():
+        print(f"\n[slurm] time limit kill named after {seconds:.0f} s: {line}")
+
+
+def kill_sft_over_its_limit(slurm_run, tmp_path: Path, resource: str, kind: str, before=None) -> tuple[str, float]:
+    """Train SFT far longer than the rehearsal does, on a copy of the run, with ``resource``
+    (``runtime=1``, ``mem_mb=200``) too small, so SLURM kills it; ``before`` runs just before the job
+    is submitted. The run's line naming the rule and the ``kind`` of limit, and its seconds."""
     from workflow_helpers import clone_tree
 
     assert slurm_run.proc.returncode == 0, explain(slurm_run.proc)
-    work = clone_tree(slurm_run.workdir, tmp_path / "timeout")
+    work = clone_tree(slurm_run.workdir, tmp_path / kind)
     overlay = longer_training(tmp_path, 100000)
+    if before:
+        before()
     t0 = time.monotonic()
-    proc = slurm_snakemake(work, *SMOKE, str(overlay), "--retries", "0", "--set-resources", "train_sft:runtime=1",
+    proc = slurm_snakemake(work, *SMOKE, str(overlay), "--retries", "0", "--set-resources", f"train_sft:{resource}",
                            "--forcerun", "train_sft", "--", f"results/{PRESET}/models/sft", limit=600)
     out = output_of(proc)
     assert proc.returncode != 0, out[-3000:]
-    line = next((x for x in out.splitlines() if "was killed by SLURM for exceeding its time limit" in x), None)
+    line = next((x for x in out.splitlines() if f"was killed by SLURM for exceeding its {kind} limit" in x), None)
     assert line is not None, out[-6000:]
-    assert "rule train_sft (SLURM job" in line and "--set-resources train_sft:runtime=<minutes>" in line, line
-    assert "resources.train.runtime" in line
-    with capsys.disabled():
-        print(f"\n[slurm] time limit kill named after {time.monotonic() - t0:.0f} s: {line}")
+    assert "rule train_sft (SLURM job" in line, line
+    return line, time.monotonic() - t0
 
 
 def test_d_a_requeued_evaluation_reruns_to_the_same_outputs(slurm_run, tmp_path, capsys):
@@ -472,3 +482,32 @@ def test_d_a_requeued_evaluation_reruns_to_the_same_outputs(slurm_run, tmp_path,
     assert _results_of(work / target) == _results_of(slurm_run.workdir / target), "outputs differ from the first run's"
     with capsys.disabled():
         print(f"\n[slurm] evaluation job {jobid} requeued while running: ran again (Restarts=1), outputs identical")
+
+
+def test_e_a_job_over_its_memory_limit_is_named_with_the_fix(slurm_run, tmp_path, capsys):
+    """A trainer given mem_mb=200 on a cluster that polices memory: SLURM kills it for memory, and the
+    run's error output names the rule, the resource and how to raise it for that rule. The cluster
+    is restarted with job accounting's OverMemoryKill for this test only (the other tests' jobs are
+    sized for the DAG, not for their memory), and restarted without it afterwards."""
+    def memory_policed():
+        restart_cluster(memory_kill=True)
+        assert "OverMemoryKill" in subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+
+    try:
+        line, seconds = kill_sft_over_its_limit(slurm_run, tmp_path, "mem_mb=200", "memory", before=memory_policed)
+    finally:
+        restart_cluster(memory_kill=False)
+    assert "--set-resources train_sft:mem_mb=<megabytes>" in line and "resources.train.mem_mb" in line, line
+    with capsys.disabled():
+        print(f"\n[slurm] memory limit kill named after {seconds:.0f} s: {line}")
+
+
+def restart_cluster(memory_kill: bool) -> None:
+    """Stop the test cluster and start it again, with or without memory policing."""
+    stop = cluster("stop")
+    assert stop.returncode == 0, stop.stderr
+    env = dict(os.environ, MASKDIFF_SLURM_MEMORY_KILL="1" if memory_kill else "0")
+    start = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL, env=env)
+    assert start.returncode == 0, f"cluster.sh start failed:\n{start.stdout}\n{start.stderr}"
+

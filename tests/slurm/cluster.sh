@@ -123,6 +123,13 @@ write_conf() {
     cpus=$(nproc)
     (( cpus >= 2 )) || cpus=2   # the workflow's rules use 2 threads; config_overrides allows it
     mem=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
+    # MASKDIFF_SLURM_MEMORY_KILL=1: job accounting polls every job's memory each second and kills a
+    # job over its request (--mem), as a cluster that polices memory does; off by default, because
+    # the rehearsal's jobs are sized for the DAG's logic, not for their memory.
+    local acct="JobAcctGatherType=jobacct_gather/none"
+    if [[ ${MASKDIFF_SLURM_MEMORY_KILL:-0} == 1 ]]; then
+        acct=$'JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill\nJobAcctGatherFrequency=task=1'
+    fi
     mkdir -p "$CONF_DIR"
     cat > "$CONF_DIR/slurm.conf" <<EOF
 $MARKER; \`cluster.sh stop\` removes it
@@ -158,7 +165,7 @@ InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=60
 MailProg=/bin/true
-JobAcctGatherType=jobacct_gather/none
+$acct
 AccountingStorageType=accounting_storage/none
 GresTypes=gpu
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:fake:1 State=UNKNOWN
