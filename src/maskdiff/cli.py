@@ -190,9 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-stats", required=True)
     p.set_defaults(func=cmd_mine)
 
-    for algorithm, text in (("sft", "masked SFT on reference solutions"), ("diffu-grpo", "diffu-GRPO (d1) baseline"),
-                            ("mdpo", "MDPO: rewards on every denoising step")):
-        p = _command(sub, f"train-{algorithm}", f"fine-tune: {text}",
+    from .train.configs import CONFIG_CLASSES, TITLES  # the parser's table, not a handler's code (code_deps)
+
+    for name in CONFIG_CLASSES:
+        algorithm = name.replace("_", "-")
+        p = _command(sub, f"train-{algorithm}", f"fine-tune: {TITLES[name]}",
                      "--model", "--model-options", "--rewards", "--seed", "--threads", "--out",
                      notes={"--model": "the base model directory", "--out": "the trained model directory"})
         p.add_argument("--train", nargs="+", required=True, help="training JSONL files")

@@ -181,7 +181,7 @@ def cmd_mine(args) -> None:
     log.info("mined %d Answer Backslide samples (%s)", stats["mined"], stats["source"])
 
 
-def _eval_files(pairs: list[str], flag: str = "--eval") -> dict[str, str]:
+def _eval_files(pairs: list[str], flag: str = "--validation") -> dict[str, str]:
     out = {}
     for pair in pairs:
         task, sep, path = pair.partition("=")

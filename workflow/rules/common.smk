@@ -14,7 +14,7 @@ from maskdiff.train.configs import config_from_json, config_json  # noqa: E402
 from maskdiff.tuning import TUNED_KEYS, parse_point, point_name, stage_points  # noqa: E402
 from maskdiff.tracking import ENV as TRACKING_ENV, settings_from_config  # noqa: E402
 from maskdiff.cluster_failures import report as cluster_failure_report  # noqa: E402
-from maskdiff.pipeline import layout  # noqa: E402
+from maskdiff.pipeline import jobs, layout  # noqa: E402
 from maskdiff.pipeline.code_deps import stage_code  # noqa: E402
 from maskdiff.pipeline.layout import Layout, run_name  # noqa: E402
 
@@ -49,7 +49,7 @@ LOGS = LAYOUT.logs
 TASKS = config["data"]["tasks"]
 SPLITS = list(layout.SPLITS)
 # Tasks whose Answer Backslide set is mined from rollouts (the others use a pre-mined file).
-ROLLOUT_TASKS = layout.rollout_tasks(config)
+ROLLOUT_TASKS = jobs.rollout_tasks(config)
 CONDA_ENV = "../../envs/maskdiff.yaml"
 REPORT_NOTEBOOK = layout.REPORT_NOTEBOOK
 PRECISION_NOTEBOOK = layout.PRECISION_NOTEBOOK
@@ -78,7 +78,7 @@ def rule_code(*commands, notebooks=()):
 # Trained models: the configured methods, the rollout-mode ablation, and RL-seed replicates
 # (<method>-s1, ...), which are evaluated at the default cell only.
 TRAINED_MODELS = trained_models(config)
-EVAL_MODELS = ["base"] + TRAINED_MODELS
+EVAL_MODELS = jobs.eval_models(config)
 
 
 def per_task(model):
@@ -115,7 +115,7 @@ def train_run(wildcard, algorithm):
 
 def trained_runs():
     """(model, task) of every training job; task None for a model trained on every task."""
-    return layout.trained_runs(config)
+    return jobs.trained_runs(config)
 
 
 def trained_model_dirs():
@@ -125,12 +125,12 @@ def trained_model_dirs():
 
 def default_cell():
     """The headline decoding cell with LCR: validation curves and tuning scores use it."""
-    return layout.default_cell(config)
+    return jobs.default_cell(config)
 
 
 def eval_groups(model):
     """The evaluation job of a model (per task): every cell group with its cells and problem count."""
-    return layout.eval_groups(config, model)
+    return jobs.eval_groups(config, model)
 
 
 def stage_resources(stage):
@@ -293,7 +293,7 @@ def trajectory_models(wildcards=None):
 
 def dag_benchmarks():
     """Benchmark files of every job the report summarises (stale files of older grids excluded)."""
-    return layout.dag_benchmarks(config, LAYOUT)
+    return jobs.dag_benchmarks(config, LAYOUT)
 
 
 # ---- used by tuning.smk

@@ -116,9 +116,11 @@ def command_entry_modules(command: str, src: Path = SRC) -> set[str]:
     commands' imports are not this command's code); their files are among the stage's files
     (:func:`command_files`)."""
     cli, handler_module, bodies = _command_code(command, src)
-    top = [n for module in (cli, handler_module) for n in _parsed(module_file(module, src)).body
-           if isinstance(n, (ast.Import, ast.ImportFrom))]
-    return imports_of(top + bodies, handler_module, False, src) - {cli, handler_module}
+    found = set()
+    for module, nodes in ((cli, []), (handler_module, bodies)):  # relative imports resolve against their own module
+        top = [n for n in _parsed(module_file(module, src)).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        found |= imports_of(top + nodes, module, _is_package(module_file(module, src)), src)
+    return found - {cli, handler_module}
 
 
 def command_files(command: str, src: Path = SRC) -> set[Path]:
@@ -133,6 +135,9 @@ def _command_code(command: str, src: Path):
     handler = _handler(build_parser(), command)
     tree = _parsed(module_file(handler.__module__, src))
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if handler.__name__ not in functions:  # a nested function or a lambda: its imports would go unseen
+        raise ValueError(f"maskdiff {command}: its handler {handler.__module__}.{handler.__qualname__} is not a "
+                         "module-level function, so its code cannot be read")
     bodies, todo, seen = [], [handler.__name__], set()
     while todo:
         name = todo.pop()

@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from ..config import load_config
-from .layout import (PAPER_TABLE, PRECISION_NOTEBOOK, REFERENCE_COUNTDOWN_TEST, REPORT_NOTEBOOK, Layout, run_name,
-                     trained_runs)
+from .jobs import eval_models, rollout_tasks, trained_runs
+from .layout import PAPER_TABLE, PRECISION_NOTEBOOK, REFERENCE_COUNTDOWN_TEST, REPORT_NOTEBOOK, Layout, run_name
 from .models import split_model, trained_models, trains_per_task
 
 PRESETS_DIR = Path("config/presets")
@@ -105,7 +105,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     D = lay.data
     tasks = list(c["data"]["tasks"])
     premined = c["mining"]["premined"]
-    rollout_tasks = [t for t in tasks if t not in premined]
+    mined_from_rollouts = rollout_tasks(c)
     trained = trained_models(c)  # methods, the rollout-mode ablation, RL-seed replicates <method>-s<k>
     pretrained = c["model"]["source"] == "pretrained"
     profile, params = _profile(c), _preset_chain(root, rel)
@@ -140,7 +140,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
                             [name("data")]))
     # ---- rollouts + mining
     deps, outs, upstream = CODE + [D] + _local_files(root, list(premined.values())), [], [name("data")]
-    if rollout_tasks:
+    if mined_from_rollouts:
         deps.append(lay.base_model)
         upstream.append(name("base"))
         outs += [lay.result("rollouts"), lay.log_dir("rollouts"), lay.benchmark_dir("rollout_shard")]
@@ -166,7 +166,7 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
             targets, CODE + accelerate + [D, lay.base_model, lay.mining], [lay.model_dir(model), *logs],
             [name("data"), name("base"), name("mining")], checkpoint=ckpt))
     # ---- evaluation, one stage per model
-    for model in ["base", *trained]:
+    for model in eval_models(c):
         cells = "the default cell" if split_model(model)[1] else "every grid cell"
         stages.append(stage(
             f"eval-{model}", f"decoding sweep of {model} (every task x {cells})",
@@ -182,8 +182,8 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
         "report", "sweep/summary tables, metrics, training curves, figures and the papermill report",
         [lay.result("summary.csv"), lay.result("report.html"), lay.result("figures")],
         CODE + [REPORT_NOTEBOOK, PAPER_TABLE]
-        + [lay.eval_model_dir(m) for m in ["base", *trained]] + [lay.model_dir(m) for m in trained]
-        + [lay.mining] + ([lay.result("rollouts")] if rollout_tasks else []) + benchmarks,
+        + [lay.eval_model_dir(m) for m in eval_models(c)] + [lay.model_dir(m) for m in trained]
+        + [lay.mining] + ([lay.result("rollouts")] if mined_from_rollouts else []) + benchmarks,
         [lay.result("summary.csv"), lay.notebook("report"), lay.result("report.html"), lay.result("curves"),
          lay.result("figures"), lay.result("trajectories.json"),
          *[lay.log(r) for r in report_rules], *[lay.benchmark(r) for r in report_rules]],

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import sha256_file, write_jsonl
+from ..pipeline.layout import REFERENCE_COUNTDOWN_TEST
 from ..seeding import derive_seed
 from .build import load_countdown_test_file
 from .countdown import countdown_record, problem_key
@@ -31,7 +32,7 @@ from .prompts import MATH_PAPER_SUFFIX, math_prompt
 MATH500_SOURCE = "HuggingFaceH4/MATH-500"
 OPENR1_SOURCE = "open-r1/OpenR1-Math-220k"
 COUNTDOWN_SOURCE = "Jiayi-Pan/Countdown-Tasks-3to4"
-COUNTDOWN_TEST_FILE = "data/reference/countdown_cd3_test.jsonl"
+COUNTDOWN_TEST_FILE = REFERENCE_COUNTDOWN_TEST  # the paper's Countdown test set (one copy: the layout's)
 ANSWER_BACKSLIDE_CSV = "data/reference/answer_backslide_openr1_40k_epoch1.csv"
 
 # Columns each loader needs (the real datasets have more; see the fixtures in tests/fixtures/paper).

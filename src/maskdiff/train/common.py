@@ -1,8 +1,9 @@
 """What every fine-tuning trainer shares: model/optimizer set-up with accelerate, a frozen
 reference model for the KL term, exact resume, periodic held-out evaluation, and saving.
 
-Each algorithm (sft.py, diffu_grpo.py, mdpo.py) keeps its own loop written out in full; this
-module only holds the plumbing they would otherwise repeat.
+Every algorithm (sft.py, diffu_grpo.py, mdpo.py) runs the one update loop of trainer.py
+(:class:`maskdiff.train.trainer.Trainer`); this module holds the plumbing that loop and the
+algorithms share.
 
 Several processes (``accelerate launch --num_processes N``, DDP or DeepSpeed ZeRO-2): each rank
 rolls out its share of an update's prompts (:func:`local_share`), every rank runs the same number

@@ -3,7 +3,7 @@
 Defaults are the ``local`` preset's, and this module is their one place: the preset does not restate
 them. Each field's comment is its documentation (the config schema's ``training.sft`` /
 ``training.diffu_grpo`` / ``training.mdpo`` entries are generated from these fields and comments,
-see ``x-documents`` in ``maskdiff.config``) and gives the paper's value (and the released code's where
+see ``x-documents`` in ``maskdiff.config_schema``) and gives the paper's value (and the released code's where
 it differs); where the local value departs from the paper's, the comment says why.
 ``config/presets/paper.yaml`` sets the paper's values and cites them; ``docs/fidelity.md`` tabulates
 every difference. The workflow builds these dataclasses from the config at parse time
@@ -218,7 +218,12 @@ class MDPOConfig(RLConfig):
         check_cell({"gen_length": self.gen_length, "block_length": self.gen_length, "steps": self.steps}, "steps")
 
 
+# The algorithms: name -> settings class (read by the workflow, the schema and the CLI, which makes
+# one `maskdiff train-<name>` subcommand per entry; its handler picks the trainer by this name) and
+# the one line the CLI's help shows.
 CONFIG_CLASSES = {"sft": SFTConfig, "diffu_grpo": DiffuGRPOConfig, "mdpo": MDPOConfig}
+TITLES = {"sft": "masked SFT on reference solutions", "diffu_grpo": "diffu-GRPO (d1) baseline",
+          "mdpo": "MDPO: rewards on every denoising step"}
 
 
 def config_from_json(algorithm: str, values: dict) -> TrainerConfig:
