@@ -109,6 +109,11 @@ def test_run_names_follow_the_layout():
     assert run_name("results/local/checkpoints/mdpo-s2") == "mdpo-s2"
     assert run_name("results/paper/checkpoints/mdpo/countdown") == "mdpo/countdown"
     assert run_name("results/local/checkpoints/base") == "base"
+    # Tuning points train side by side: each its own run (they once shared "checkpoint", and one
+    # job's fresh start removed the other's event file: CI of 4fe0ea0).
+    a = run_name("results/smoke/tuning/sft/lr=0.0001,warmup=0,updates=4/checkpoint")
+    b = run_name("results/smoke/tuning/sft/lr=0.001,warmup=0,updates=4/checkpoint")
+    assert a == "tuning/sft/lr=0.0001,warmup=0,updates=4" and a != b
 
 
 @pytest.mark.parametrize("log_with, words", [

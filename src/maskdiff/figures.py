@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_dir, read_jsonl
-from .pipeline.layout import MODEL_METRICS, curve_file
-from .tracking import run_below
+from .pipeline.layout import MODEL_METRICS, curve_file, run_below
 
 TRAIN_COLUMNS = ("loss", "reward_mean", "reward_std", "groups_with_signal", "kl", "clip_fraction", "grad_norm", "lr",
                  "tokens_per_s")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .pipeline.layout import checkpoint_run
 
 ENV = "MASKDIFF_TRACKING"
 # accelerate's trackers that run without a network (a local directory or file store).
@@ -92,21 +93,10 @@ def settings_from_env() -> TrackingSettings:
                             values.get("project", "maskdiff"))
 
 
-def run_below(path: str | Path, anchor: str) -> str:
-    """``path`` below its last ``anchor`` directory, '/'-joined: a run's name from its checkpoint or
-    model directory (``.../checkpoints/mdpo/countdown`` -> ``mdpo/countdown``); the last part without one."""
-    parts = Path(path).parts
-    if anchor in parts:
-        tail = parts[len(parts) - parts[::-1].index(anchor):]
-        if tail:
-            return "/".join(tail)
-    return Path(path).name
-
-
 def run_name(ckpt_dir: str | Path) -> str:
-    """The run's name from its checkpoint directory: ``checkpoints/mdpo-s1`` -> ``mdpo-s1``,
-    ``checkpoints/mdpo/countdown`` (per task) -> ``mdpo/countdown``, ``checkpoints/base`` -> ``base``."""
-    return run_below(ckpt_dir, "checkpoints")
+    """The tracker run of a training job, named by its checkpoint directory (see
+    :func:`maskdiff.pipeline.layout.checkpoint_run`)."""
+    return checkpoint_run(ckpt_dir)
 
 
 def accelerator_kwargs(settings: TrackingSettings, run: str) -> dict:

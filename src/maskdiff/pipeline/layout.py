@@ -42,6 +42,28 @@ def metrics_file(checkpoint_dir: str | os.PathLike) -> str:
     return f"{os.fspath(checkpoint_dir)}.metrics.jsonl"
 
 
+def run_below(path: str | os.PathLike, anchor: str) -> str:
+    """``path`` below its last ``anchor`` directory, '/'-joined (``.../models/mdpo/countdown``,
+    anchor ``models`` -> ``mdpo/countdown``); the last part without one."""
+    parts = os.fspath(path).rstrip("/").split("/")
+    if anchor in parts:
+        tail = parts[len(parts) - parts[::-1].index(anchor):]
+        if tail:
+            return "/".join(tail)
+    return parts[-1]
+
+
+def checkpoint_run(checkpoint_dir: str | os.PathLike) -> str:
+    """The run a checkpoint directory belongs to: ``checkpoints/mdpo-s1`` -> ``mdpo-s1``,
+    ``checkpoints/mdpo/countdown`` (per task) -> ``mdpo/countdown``, a tuning point's
+    ``tuning/sft/lr=0.0001,warmup=0/checkpoint`` -> ``tuning/sft/lr=0.0001,warmup=0`` (points of one
+    search run side by side: each needs its own name)."""
+    parts = os.fspath(checkpoint_dir).rstrip("/").split("/")
+    if "tuning" in parts and parts[-1] == "checkpoint":
+        return "tuning/" + run_below("/".join(parts[:-1]), "tuning")
+    return run_below(checkpoint_dir, "checkpoints")
+
+
 def curve_file(curves_dir: str | os.PathLike, kind: str, run: str) -> str:
     """``<curves>/<kind>/<run>.csv``: kind ``train`` (one row per update) or ``validation``."""
     return f"{os.fspath(curves_dir)}/{kind}/{run}.csv"
