@@ -71,6 +71,24 @@ def test_each_command_depends_on_its_own_code_only():
         command_entry_modules("no-such-command")
 
 
+def test_the_handler_naming_rule_matches_the_parser():
+    """code_deps finds a subcommand's handler by name (without importing the CLI): every
+    subcommand's parser handler in maskdiff.commands is the one the rule names."""
+    import argparse
+
+    from maskdiff.cli import build_parser
+    from maskdiff.pipeline.code_deps import handler_name
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for command, parser in sub.choices.items():
+        func = parser.get_default("func")
+        if func is not None and func.__module__ == "maskdiff.commands":
+            assert handler_name(command) == func.__name__, command
+            checked += 1
+    assert checked >= 17
+
+
 def test_notebook_imports_are_read_from_code_cells(tmp_path):
     nb = tmp_path / "n.ipynb"
     nb.write_text(json.dumps({"cells": [

@@ -3,13 +3,13 @@
 Snakemake does not track imported Python code, so every rule lists the source files it runs as
 inputs: editing one reruns exactly the stages that use it. A hand-written list goes stale the day
 someone adds an import and forgets the list, silently (the stage keeps old results). Here the list
-is computed: the ``maskdiff`` subcommand a rule runs is looked up in the CLI's parser, its handler's
-imports (and those of the CLI helpers it calls) are the entry points, and every ``maskdiff`` module
+is computed: the handler of the ``maskdiff`` subcommand a rule runs (:func:`handler_name`), its
+imports (and those of the helpers it calls) and the CLI's top-level imports are the entry points, and every ``maskdiff`` module
 they import, at the top or lazily inside a function, transitively, is a dependency. A notebook's
 code cells are read the same way. Conservative on purpose: a module imported anywhere in the chain
 counts, whether or not that code path runs.
 
-Pure ``ast``: nothing is imported but the CLI's parser (light: argparse and the error types).
+Pure ``ast``: nothing is imported (Snakemake computes these on every start).
 """
 
 from __future__ import annotations
@@ -96,6 +96,11 @@ def _parsed(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
 
+@lru_cache(maxsize=None)
+def _imports_of_file(path: Path, src: Path) -> tuple[str, ...]:
+    return tuple(sorted(imports_of(_parsed(path), module_name(path, src), _is_package(path), src)))
+
+
 def closure(modules, src: Path = SRC) -> set[Path]:
     """The source files of ``modules`` and of everything they import, transitively."""
     seen: set[Path] = set()
@@ -105,7 +110,7 @@ def closure(modules, src: Path = SRC) -> set[Path]:
         if path is None or path in seen:
             continue
         seen.add(path)
-        todo += [module_file(m, src) for m in imports_of(_parsed(path), module_name(path, src), _is_package(path), src)]
+        todo += [module_file(m, src) for m in _imports_of_file(path, src)]
     return seen
 
 
@@ -129,16 +134,24 @@ def command_files(command: str, src: Path = SRC) -> set[Path]:
     return {module_file(cli, src), module_file(handler_module, src)}
 
 
-def _command_code(command: str, src: Path):
-    from ..cli import build_parser
+HANDLERS = f"{PACKAGE}.commands"  # the module of the subcommands' handlers
 
-    handler = _handler(build_parser(), command)
-    tree = _parsed(module_file(handler.__module__, src))
+
+def handler_name(command: str) -> str:
+    """The handler of ``maskdiff <command>`` in :mod:`maskdiff.commands`, by the CLI's naming rule
+    (``evaluate`` -> ``cmd_evaluate``, ``train-<algorithm>`` -> ``cmd_train``): read from the source
+    rather than by importing the CLI, which would cost every Snakemake start ~0.5 s (a test checks
+    the rule against the parser)."""
+    return "cmd_train" if command.startswith("train-") else "cmd_" + command.replace("-", "_")
+
+
+def _command_code(command: str, src: Path):
+    tree = _parsed(module_file(HANDLERS, src))
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    if handler.__name__ not in functions:  # a nested function or a lambda: its imports would go unseen
-        raise ValueError(f"maskdiff {command}: its handler {handler.__module__}.{handler.__qualname__} is not a "
-                         "module-level function, so its code cannot be read")
-    bodies, todo, seen = [], [handler.__name__], set()
+    name = handler_name(command)
+    if name not in functions:
+        raise ValueError(f"no subcommand `maskdiff {command}` (no handler {HANDLERS}.{name})")
+    bodies, todo, seen = [], [name], set()
     while todo:
         name = todo.pop()
         if name in seen or name not in functions:
@@ -146,19 +159,7 @@ def _command_code(command: str, src: Path):
         seen.add(name)
         bodies.append(functions[name])
         todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)]
-    return f"{PACKAGE}.cli", handler.__module__, bodies
-
-
-def _handler(parser, command: str):
-    import argparse
-
-    for action in parser._actions:  # noqa: SLF001 - argparse exposes subparsers only this way
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:  # noqa: SLF001
-            func = action.choices[command].get_default("func")
-            if func is None:
-                raise ValueError(f"maskdiff {command} has no handler")
-            return func
-    raise ValueError(f"no subcommand `maskdiff {command}`")
+    return f"{PACKAGE}.cli", HANDLERS, bodies
 
 
 def notebook_entry_modules(notebook: str | Path, src: Path = SRC) -> set[str]:
