@@ -45,7 +45,6 @@ RESULTS = LAYOUT.results
 # Trackers of the training curves (config `tracking`), passed to the jobs through the environment and
 # not as a parameter of the rules: turning TensorBoard on or off reruns nothing (maskdiff.tracking).
 os.environ[TRACKING_ENV] = settings_from_config(config["tracking"], LAYOUT.tracking, PRESET).to_env()
-LOGS = LAYOUT.logs
 TASKS = config["data"]["tasks"]
 SPLITS = list(layout.SPLITS)
 # Tasks whose Answer Backslide set is mined from rollouts (the others use a pre-mined file).
@@ -297,7 +296,6 @@ def dag_benchmarks():
 
 
 # ---- used by tuning.smk
-TUNING = LAYOUT.tuning
 
 
 def tuning_settings(wildcards):
