@@ -23,6 +23,7 @@ from ..config import load_config
 from .jobs import eval_models, rollout_tasks, trained_runs
 from .layout import PAPER_TABLE, PRECISION_NOTEBOOK, REFERENCE_COUNTDOWN_TEST, REPORT_NOTEBOOK, Layout, run_name
 from .models import split_model, trained_models, trains_per_task
+from .trainer_settings import trainer_config
 
 PRESETS_DIR = Path("config/presets")
 DVC_YAML = Path("dvc.yaml")
@@ -152,7 +153,8 @@ def stages_for(preset_file: str | Path, root: Path = Path(".")) -> list[Stage]:
     accelerate = [t["accelerate_config"]] if t["accelerate_config"] and c["resources"]["train"].get("gpu", 0) > 1 else []
     accelerate += [t["tuned"]] if t["tuned"] else []  # the tuned file sets the trainers' lr, warm-up and KL weight
     for model in trained:
-        ckpt = lay.checkpoint_dir(model) if t["checkpoint_every"] < t["updates"] else None
+        settings = trainer_config(c, model)  # a per-algorithm checkpoint_every / updates overrides training.*
+        ckpt = lay.checkpoint_dir(model) if settings.checkpoint_every < settings.updates else None
         if trains_per_task(c, model):  # one job per task: models/<model>/<task>, checkpoints and curves inside <model>/
             targets, desc = [lay.model_dir(run_name(model, task)) for task in tasks], f"{model} trained per task"
             logs = [lay.checkpoint_dir(model), lay.log_dir("train", model), lay.benchmark_dir("train", model)]
