@@ -23,6 +23,7 @@ PACKAGE = "maskdiff"
 SRC = Path(__file__).resolve().parents[2]  # the directory holding the maskdiff package
 
 
+@lru_cache(maxsize=None)
 def module_file(module: str, src: Path = SRC) -> Path | None:
     """``maskdiff.rewards.math`` -> its source file (a module or a package's ``__init__.py``)."""
     base = src.joinpath(*module.split("."))
@@ -52,7 +53,7 @@ def imports_of(nodes, here: str, is_package: bool, src: Path = SRC, parents: boo
     import names (``a.b.c`` for a submodule, else ``a.b``), whether it exists or not."""
     anchor_package = here if is_package else here.rpartition(".")[0]
     found: set[str] = set()
-    for node in (n for root in (nodes if isinstance(nodes, list) else [nodes]) for n in ast.walk(root)):
+    for node in _statements(nodes if isinstance(nodes, list) else [nodes]):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.split(".")[0] == package)
         elif isinstance(node, ast.ImportFrom):
@@ -75,6 +76,22 @@ def imports_of(nodes, here: str, is_package: bool, src: Path = SRC, parents: boo
         parts = module.split(".")
         with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     return {m for m in with_parents if module_file(m, src)}
+
+
+# The fields that hold statement lists (bodies of modules, functions, classes, if/for/while/with/try,
+# except handlers and match cases): imports are statements, so no expression needs visiting.
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(nodes):
+    """Every statement in ``nodes`` and in the bodies nested inside them (several times faster than
+    ``ast.walk``, which also visits every expression: each Snakemake start parses the package)."""
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        yield node
+        for field in _BODIES:
+            todo.extend(getattr(node, field, ()))
 
 
 def import_graph(src: Path = SRC, package: str = PACKAGE) -> dict[str, set[str]]:
