@@ -15,7 +15,8 @@
 #   before its nested srun), so an existing one is backed up and restored by `stop`;
 # * no slurmdbd: job status comes from squeue (MinJobAge=300 keeps finished jobs visible, i.e.
 #   >= 3x the plugin's initial status wait); the Snakemake profile sets slurm-status-command;
-# * one fake GPU (gres gpu:fake:1 on File=/dev/null) so that GPU requests really schedule;
+# * two fake GPUs (gres gpu:fake:2 on File=/dev/null,/dev/zero) so that GPU requests really schedule,
+#   two GPU jobs at a time on the two cores (one GPU serialised every training and evaluation job);
 # * a private munged (own key and socket in the state dir): a system munge is never touched.
 # Daemons run in their own sessions (setsid), so a Ctrl-C of the caller does not hit them; they
 # listen on 0.0.0.0:6817-6818 (SLURM 22.05 cannot bind loopback only), all traffic stays local.
@@ -168,14 +169,14 @@ MailProg=/bin/true
 $acct
 AccountingStorageType=accounting_storage/none
 GresTypes=gpu
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:fake:1 State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:fake:2 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
     cat > "$CONF_DIR/gres.conf" <<EOF
 $MARKER; \`cluster.sh stop\` removes it.
-# A fake GPU: without File= the node drains.
+# Two fake GPUs: without File= the node drains.
 AutoDetect=off
-NodeName=$node Name=gpu Type=fake File=/dev/null
+NodeName=$node Name=gpu Type=fake File=/dev/null,/dev/zero
 EOF
 }
 
