@@ -1,5 +1,6 @@
-"""Shared fixtures: a tiny random bidirectional model and its tokenizer (built in code, no hub), and
-fresh directories holding them saved."""
+"""Shared fixtures: a tiny random bidirectional model and its tokenizer (built in code, no hub), fresh
+directories holding them saved, and the smoke DAG run up to training (shared by the DVC and workflow
+integration tests)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from maskdiff.models import TinyModelSpec, build_char_tokenizer, build_tiny_model, token_ids
+from workflow_helpers import GIT, SMOKE_PRODUCED, copy_project, run, smoke_stages, snakemake
 
 # One intra-op thread: the tensors in unit tests are tiny, and with two threads on a shared,
 # loaded 2-core machine every op can wait ~10 ms on a thread barrier (measured 31 s vs 0.25 s).
@@ -44,3 +46,19 @@ def new_world(tmp_path_factory, tokenizer, tiny_model):
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_up_to_training(tmp_path_factory):
+    """A git repo of the project (branch main, one commit) that ran the smoke DAG up to training and
+    the precision study: the DVC tests' producer (test_dvc_stages.py), and the first part of the
+    workflow tests' smoke run (test_workflow.py finishes a copy), so the part they share runs once.
+    Tests never change it: they work on ``clone_tree`` copies."""
+    work = copy_project(tmp_path_factory.mktemp("smoke_up_to_training") / "project")
+    run(["git", "init", "-q", "-b", "main"], work)
+    run(["git", "add", "-A"], work)
+    run([*GIT, "commit", "-q", "-m", "project"], work)
+    targets = [t for s in smoke_stages(work, *SMOKE_PRODUCED) for t in s.targets]
+    snakemake(work, "--configfile=config/presets/smoke.yaml", *targets, timeout=1800)
+    return work
+

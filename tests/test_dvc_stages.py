@@ -33,19 +33,14 @@ from maskdiff.pipeline import dvc_share, dvc_yaml
 from maskdiff.config import load_config
 from maskdiff.pipeline.models import split_model, trained_models, trains_per_task
 from maskdiff.pipeline.trainer_settings import trainer_config
-from workflow_helpers import BIN, ROOT, clone_tree, copy_project, planned_jobs, project_env, run, snakemake
+from workflow_helpers import (BIN, GIT, ROOT, SMOKE_PRODUCED, clone_tree, copy_project, planned_jobs, project_env, run,
+                              smoke_stages, snakemake)
 
 SMOKE = "config/presets/smoke.yaml"
 SMOKE_ARG = f"--configfile={SMOKE}"  # one value: a bare --configfile would swallow the targets
-GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c", "init.defaultBranch=main"]
 DVC = str(BIN / "dvc")
 REMOTE = "store"
-# The slow tests' producer runs everything but the evaluation and the report.
-PRODUCED = ["data", "base", "mining", "train", "precision"]
-
-
-def _kind(stage) -> str:
-    return stage.name[len(stage.preset) + 1:].split("-")[0]
+PRODUCED = SMOKE_PRODUCED  # the stages the slow tests' producer has finished: all but evaluation and report
 
 
 # --------------------------------------------------------------------------- generated dvc.yaml
@@ -151,24 +146,16 @@ def _locked(repo: Path) -> dict:
     return yaml.safe_load(path.read_text())["stages"] if path.exists() else {}
 
 
-def _smoke_stages(repo: Path, *kinds: str) -> list:
-    return [s for s in dvc_yaml.preset_stages("smoke", repo) if _kind(s) in kinds]
-
-
 def _clone(repo: Path, dest: Path) -> Path:
     run(["git", "clone", "-q", str(repo), str(dest)], dest.parent)
     return dest
 
 
 @pytest.fixture(scope="module")
-def producer(tmp_path_factory):
-    """A git repo of the project that ran the smoke DAG up to training and the precision study."""
-    work = copy_project(tmp_path_factory.mktemp("producer") / "producer")
-    run(["git", "init", "-q"], work)
-    _commit_all(work, "project")
-    targets = [t for s in _smoke_stages(work, *PRODUCED) for t in s.targets]
-    snakemake(work, SMOKE_ARG, *targets, timeout=1800)
-    return work
+def producer(smoke_up_to_training):
+    """A git repo of the project that ran the smoke DAG up to training and the precision study
+    (conftest; shared with test_workflow.py, so tests change only clone_tree copies of it)."""
+    return smoke_up_to_training
 
 
 def _dag_files(work: Path, preset_file: str) -> tuple[set[str], set[str]]:
@@ -219,7 +206,7 @@ def test_produced_files_all_belong_to_a_stage(producer):
     for f in files:
         owners = [s.name for s in stages for o in s.all_outs if dvc_share._under(f, o)]
         assert len(owners) == 1, (f, owners)
-    for s in _smoke_stages(producer, *PRODUCED):
+    for s in smoke_stages(producer, *PRODUCED):
         assert all((producer / o).exists() for o in s.all_outs), s.name
 
 
@@ -244,7 +231,7 @@ def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
         os.killpg(job.pid, signal.SIGCONT)
     assert job.wait(timeout=900) == 0
 
-    produced = {s.name for s in _smoke_stages(prod, *PRODUCED)}
+    produced = {s.name for s in smoke_stages(prod, *PRODUCED)}
     assert set(_locked(prod)) == produced, pushed.stdout
     assert "smoke-eval-base" in pushed.stdout.split("not finished (skipped):")[1].splitlines()[0]
     # Committed while the evaluation ran, still exactly what is on disk now that it has finished.
@@ -269,7 +256,7 @@ def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
     status = run([DVC, "status", *sorted(produced)], clone).stdout
     assert "changed" not in status and "deleted" not in status, status
     # Snakemake plans exactly what was not pulled: every evaluation, the tables and the report.
-    n_eval = sum(len(s.targets) for s in _smoke_stages(clone, "eval"))
+    n_eval = sum(len(s.targets) for s in smoke_stages(clone, "eval"))
     assert planned_jobs(clone, SMOKE_ARG) == {"evaluate": n_eval, "aggregate_sweep": 1, "report": 1, "all": 1,
                                               "training_curves": 1, "trajectories": 1, "figures": 1}
 
@@ -289,7 +276,7 @@ def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
     preset = clone / SMOKE
     preset.write_text(preset.read_text().replace("sft: {batch_size: 8}", "sft: {batch_size: 4}"))
     jobs = planned_jobs(clone, SMOKE_ARG)
-    n_sft = sum(split_model(s.name.split("-train-")[1])[0] == "sft" for s in _smoke_stages(clone, "train"))
+    n_sft = sum(split_model(s.name.split("-train-")[1])[0] == "sft" for s in smoke_stages(clone, "train"))
     assert jobs["train_sft"] == n_sft and not {"prepare_data", "pretrain_base", "mine_answer_backslide", "train_mdpo"} & set(jobs), jobs
 
 
@@ -311,7 +298,7 @@ def test_pulled_checkpoint_resumes_exactly(producer, tmp_path):
     prod = clone_tree(producer, tmp_path / "producer")
     R = prod / "results/smoke"
     uninterrupted = _sha(R / "models/sft/model.safetensors")
-    sft = next(s for s in _smoke_stages(prod, "train") if s.name == "smoke-train-sft")
+    sft = next(s for s in smoke_stages(prod, "train") if s.name == "smoke-train-sft")
     for out in sft.all_outs:
         path = prod / out
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -397,15 +384,15 @@ def test_concurrent_pushes_and_a_pull_between_them(producer, tmp_path):
     shared = tmp_path / "lab"  # the clones sit side by side: the committed remote ../maskdiff-dvc-store is shared
     shared.mkdir()
     first, second = clone_tree(producer, shared / "first"), clone_tree(producer, shared / "second")
-    early = [s.name for s in _smoke_stages(first, "data", "base", "mining")]
-    late = [s.name for s in _smoke_stages(second, "train")]
+    early = [s.name for s in smoke_stages(first, "data", "base", "mining")]
+    late = [s.name for s in smoke_stages(second, "train")]
     # The first clone records its stages (dvc.lock, in git) before it uploads them, as a user who commits
     # first: a colleague can clone that record while the objects are still on their way.
     run([str(BIN / "python"), "-c", f"from maskdiff.pipeline.dvc_share import _dvc_commit; _dvc_commit({early!r})"], first)
     _commit_all(first, "smoke: data, base, mining recorded")
     consumer = _clone(first, shared / "consumer")
-    targets = [t for s in _smoke_stages(consumer, "data", "base", "mining") for t in s.targets]
-    outs = [o for s in _smoke_stages(consumer, "data", "base", "mining") for o in s.all_outs]
+    targets = [t for s in smoke_stages(consumer, "data", "base", "mining") for t in s.targets]
+    outs = [o for s in smoke_stages(consumer, "data", "base", "mining") for o in s.all_outs]
 
     def check_failed_pull(proc):
         text = proc.stdout + proc.stderr

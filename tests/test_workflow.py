@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from maskdiff.io import read_json
-from workflow_helpers import BIN, clone_tree, copy_project, planned_jobs, run, snakemake
+from workflow_helpers import BIN, clone_tree, planned_jobs, run, snakemake
 
 pytestmark = pytest.mark.slow
 SMOKE = ["--configfile", "config/presets/smoke.yaml"]
@@ -22,8 +22,10 @@ DOWNSTREAM_OF_BASE = {"pretrain_base", "rollout_shard", "mine_answer_backslide",
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = copy_project(tmp_path_factory.mktemp("project"))
+def smoke_run(smoke_up_to_training, tmp_path_factory):
+    """The whole smoke DAG: a copy of conftest's run up to training (shared with the DVC tests),
+    finished here (the evaluations, tables, figures and report)."""
+    work = clone_tree(smoke_up_to_training, tmp_path_factory.mktemp("project"))
     snakemake(work, *SMOKE, timeout=1200)
     return work
 

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ITEMS = ["Snakefile", "workflow", "config", "src", "profiles", "envs", "notebooks", "data/reference", "dvc.yaml", "tests/fixtures/paper", "tests/fixtures/tiny_llada",
                  ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "Makefile", "pyproject.toml"]
 BIN = Path(sys.executable).parent
+GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c", "init.defaultBranch=main"]  # commits in test repos
 
 
 def free_port() -> int:
@@ -93,3 +94,15 @@ def dry_run_jobs(configfile: str | Path, describe) -> list:
         dag = workflow.dag(DAGSettings())
         dag.execute_workflow(executor="dryrun")
         return [describe(job) for job in workflow._workflow.dag.jobs]
+
+
+# The smoke DAG's stages the DVC tests' producer has finished: all but the evaluations and the report.
+SMOKE_PRODUCED = ("data", "base", "mining", "train", "precision")
+
+
+def smoke_stages(repo: Path, *kinds: str) -> list:
+    """The smoke preset's DVC stages of the given kinds (data, base, mining, train, eval, report, ...)."""
+    from maskdiff.pipeline import dvc_yaml
+
+    return [s for s in dvc_yaml.preset_stages("smoke", repo) if s.name[len(s.preset) + 1:].split("-")[0] in kinds]
+
