@@ -214,7 +214,11 @@ def test_watch_a_run_in_tensorboard(smoke_run):
 
 def test_dvc_exp_show_and_plots_diff_compare_two_runs(copy):
     """`dvc exp show` lists the headline accuracies and `dvc plots diff` draws the training curves of two
-    smoke runs that differ in one value (evaluation.top_p: the evaluations and the report rerun)."""
+    smoke runs that differ in one value. The value is evaluation.trajectory_cases: `dvc exp run` runs
+    every stage's command (the preset file is every stage's parameter), and only the trajectories and
+    the report rerun, so both revisions have the same accuracies. (An experiment that reruns
+    evaluations: tests/test_dvc_stages.py::test_dvc_exp_run_reruns_only_the_invalidated_cells; with
+    evaluation.top_p, rerunning all 13 models' evaluations stage by stage, this test took 6-7 min.)"""
     import json
 
     dvc, git = str(BIN / "dvc"), ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org"]
@@ -224,35 +228,41 @@ def test_dvc_exp_show_and_plots_diff_compare_two_runs(copy):
     run([dvc, "commit", "-f", *stages], copy, timeout=600)  # the finished smoke run is the stages' state
     run(["git", "add", "-A"], copy)
     run([*git, "commit", "-q", "-m", "smoke run"], copy)
-    run([dvc, "exp", "run", "-n", "nucleus", "smoke-report", "-S", "config/presets/smoke.yaml:+evaluation.top_p=0.9"],
+    cases = copy / "results/smoke/trajectories.json"
+    before = cases.read_bytes()
+    run([dvc, "exp", "run", "-n", "cases", "smoke-report", "-S", "config/presets/smoke.yaml:+evaluation.trajectory_cases=2"],
         copy, timeout=1500)
 
     table = json.loads(run([dvc, "exp", "show", "--json"], copy).stdout)
     main = next(e for e in table if e.get("name") == "main")
-    exp = next(r for group in main["experiments"] for r in group["revs"] if r.get("name") == "nucleus")
-    for data, top_p in ((main["data"], None), (exp["data"], 0.9)):
+    exp = next(r for group in main["experiments"] for r in group["revs"] if r.get("name") == "cases")
+    headlines = []
+    for data, value in ((main["data"], None), (exp["data"], 2)):
         metrics = data["metrics"]["results/smoke/metrics.json"]["data"]
         assert {"base", "sft", "diffu_grpo", "mdpo", "mdpo-s1"} <= set(metrics), sorted(metrics)
         for task in ("countdown", "arithmetic"):
             headline = metrics["base"][task]["lcr"]
             assert 0.0 <= headline["accuracy_ci_low"] <= headline["accuracy"] <= headline["accuracy_ci_high"] <= 1.0
-        assert data["params"]["config/presets/smoke.yaml"]["data"]["evaluation"].get("top_p") == top_p
+        assert data["params"]["config/presets/smoke.yaml"]["data"]["evaluation"].get("trajectory_cases") == value
+        headlines.append(metrics)
+    assert headlines[0] == headlines[1], "accuracies differ between the revisions, though no evaluation input changed"
+    assert cases.read_bytes() != before, "the trajectories did not rerun (2 cases instead of 3)"
 
-    proc = run([dvc, "plots", "diff", "main", "nucleus", "--json", "--split"], copy)
+    proc = run([dvc, "plots", "diff", "main", "cases", "--json", "--split"], copy)
     plots = json.loads(proc.stdout)
     assert not [e for e in plots.get("errors", []) if e["name"].startswith("smoke-")], plots["errors"][:3]
     for name, y in (("smoke-training-reward", "reward_mean"), ("smoke-training-loss", "loss"),
                     ("smoke-validation", "countdown")):
         (plot,) = plots["data"][name]
         values = plot["anchor_definitions"]["<DVC_METRIC_DATA>"]
-        assert {v["rev"] for v in values} == {"main", "nucleus"}, name
+        assert {v["rev"] for v in values} == {"main", "cases"}, name
         assert all("update" in v and y in v for v in values), (name, values[0])
     rewards = plots["data"]["smoke-training-reward"][0]["anchor_definitions"]["<DVC_METRIC_DATA>"]
     assert {v["filename"] for v in rewards} >= {"mdpo.csv", "diffu_grpo.csv", "mdpo-s1.csv"}
     # training did not change between the two runs: the same curves in both revisions
     by_rev = {rev: sorted((v["filename"], v["update"], v["reward_mean"]) for v in rewards if v["rev"] == rev)
-              for rev in ("main", "nucleus")}
-    assert by_rev["main"] == by_rev["nucleus"] and len(by_rev["main"]) >= 4 * 5
+              for rev in ("main", "cases")}
+    assert by_rev["main"] == by_rev["cases"] and len(by_rev["main"]) >= 4 * 5
 
 
 def test_lint_is_clean(smoke_run):
