@@ -40,11 +40,13 @@ PRESET = "paper_rehearsal"
 SMOKE = ["--configfile", f"config/presets/{PRESET}.yaml"]  # the DAG run through SLURM
 # The overrides a user would pass on their cluster. A command-line --default-resources replaces
 # the profile's whole block, hence runtime/mem_mb/cpus_per_task are repeated (smaller here).
-# Without slurmdbd any account name is accepted. Status checks start after 2 s (the profile's
-# 20 s is for real clusters); successful jobs keep their SLURM logs so they can be counted.
+# Without slurmdbd any account name is accepted. Status checks start after 1 s (the plugin's
+# minimum; the profile's 20 s is for real clusters): the plugin then waits 10 s longer after each
+# check that finds no job finished, so the rehearsal's short jobs finish in waves of 1 + 11 s
+# (2 + 12 s with 2). Successful jobs keep their SLURM logs so they can be counted.
 SLURM_ARGS = ["--profile", "slurm", "--default-resources", f"slurm_partition={PARTITION}", "slurm_account=ci",
               "runtime=30", "mem_mb=2000", "cpus_per_task=threads",
-              "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
+              "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
 DAG_LIMIT = 1800  # seconds; `timeout -s INT` so that Snakemake cancels its SLURM jobs and exits
 LOCAL_RULES = ("fetch_base", "prepare_data")  # workflow/rules/{base_model,data}.smk, paper sources
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
@@ -461,22 +463,23 @@ def limit_kills(slurm_run, tmp_path_factory) -> tuple[str, float]:
     return out, seconds
 
 
-def killed_line(out: str, rule: str, kind: str) -> str:
-    """The run's line naming ``rule`` killed for its ``kind`` (time, memory) limit."""
+def assert_named_with_fix(limit_kills, rule: str, kind: str, setting: str, capsys) -> None:
+    """The run of ``limit_kills`` has a line naming ``rule`` killed for its ``kind`` (time, memory)
+    limit and the fix: ``--set-resources <rule>:<setting>`` or the preset's ``resources.train``."""
+    out, seconds = limit_kills
     line = next((x for x in out.splitlines() if f"was killed by SLURM for exceeding its {kind} limit" in x
                  and f"rule {rule} (SLURM job" in x), None)
     assert line is not None, out[-6000:]
-    return line
+    key = setting.split("=")[0]
+    assert f"--set-resources {rule}:{setting}" in line and f"resources.train.{key}" in line, line
+    with capsys.disabled():
+        print(f"\n[slurm] {kind} limit kill named (run of {seconds:.0f} s): {line}")
 
 
 def test_c_a_job_over_its_time_limit_is_named_with_the_fix(limit_kills, capsys):
     """A trainer with runtime=1 (minute) that needs longer: SLURM ends it at its time limit, and the
     run's error output names the rule, the resource and how to raise it for that rule."""
-    out, seconds = limit_kills
-    line = killed_line(out, "train_diffu_grpo", "time")
-    assert "--set-resources train_diffu_grpo:runtime=<minutes>" in line and "resources.train.runtime" in line, line
-    with capsys.disabled():
-        print(f"\n[slurm] time limit kill named (run of {seconds:.0f} s): {line}")
+    assert_named_with_fix(limit_kills, "train_diffu_grpo", "time", "runtime=<minutes>", capsys)
 
 
 def test_d_a_requeued_evaluation_reruns_to_the_same_outputs(slurm_run, tmp_path, capsys):
@@ -516,11 +519,7 @@ def test_d_a_requeued_evaluation_reruns_to_the_same_outputs(slurm_run, tmp_path,
 def test_e_a_job_over_its_memory_limit_is_named_with_the_fix(limit_kills, capsys):
     """A trainer given mem_mb=200 on a cluster that polices memory: SLURM kills it for memory, and the
     run's error output names the rule, the resource and how to raise it for that rule."""
-    out, seconds = limit_kills
-    line = killed_line(out, "train_sft", "memory")
-    assert "--set-resources train_sft:mem_mb=<megabytes>" in line and "resources.train.mem_mb" in line, line
-    with capsys.disabled():
-        print(f"\n[slurm] memory limit kill named (run of {seconds:.0f} s): {line}")
+    assert_named_with_fix(limit_kills, "train_sft", "memory", "mem_mb=<megabytes>", capsys)
 
 
 def restart_cluster(memory_kill: bool) -> None:
