@@ -40,7 +40,6 @@ SMOKE = "config/presets/smoke.yaml"
 SMOKE_ARG = f"--configfile={SMOKE}"  # one value: a bare --configfile would swallow the targets
 DVC = str(BIN / "dvc")
 REMOTE = "store"
-PRODUCED = SMOKE_PRODUCED  # the stages the slow tests' producer has finished: all but evaluation and report
 
 
 # --------------------------------------------------------------------------- generated dvc.yaml
@@ -206,7 +205,7 @@ def test_produced_files_all_belong_to_a_stage(producer):
     for f in files:
         owners = [s.name for s in stages for o in s.all_outs if dvc_share._under(f, o)]
         assert len(owners) == 1, (f, owners)
-    for s in smoke_stages(producer, *PRODUCED):
+    for s in smoke_stages(producer, *SMOKE_PRODUCED):
         assert all((producer / o).exists() for o in s.all_outs), s.name
 
 
@@ -231,7 +230,7 @@ def test_push_while_running_then_a_fresh_clone_continues(producer, tmp_path):
         os.killpg(job.pid, signal.SIGCONT)
     assert job.wait(timeout=900) == 0
 
-    produced = {s.name for s in smoke_stages(prod, *PRODUCED)}
+    produced = {s.name for s in smoke_stages(prod, *SMOKE_PRODUCED)}
     assert set(_locked(prod)) == produced, pushed.stdout
     assert "smoke-eval-base" in pushed.stdout.split("not finished (skipped):")[1].splitlines()[0]
     # Committed while the evaluation ran, still exactly what is on disk now that it has finished.

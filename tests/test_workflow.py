@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from maskdiff.io import read_json
-from workflow_helpers import BIN, clone_tree, planned_jobs, run, snakemake
+from workflow_helpers import BIN, GIT, clone_tree, planned_jobs, run, snakemake
 
 pytestmark = pytest.mark.slow
 SMOKE = ["--configfile", "config/presets/smoke.yaml"]
@@ -221,13 +221,12 @@ def test_dvc_exp_show_and_plots_diff_compare_two_runs(copy):
     evaluation.top_p, rerunning all 13 models' evaluations stage by stage, this test took 6-7 min.)"""
     import json
 
-    dvc, git = str(BIN / "dvc"), ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org"]
-    run(["git", "init", "-q", "-b", "main"], copy)
+    dvc = str(BIN / "dvc")  # the copy is a git repo on main (conftest's smoke_up_to_training)
     stages = [line.split()[0] for line in run([dvc, "stage", "list"], copy).stdout.splitlines()
               if line.startswith("smoke-")]
     run([dvc, "commit", "-f", *stages], copy, timeout=600)  # the finished smoke run is the stages' state
     run(["git", "add", "-A"], copy)
-    run([*git, "commit", "-q", "-m", "smoke run"], copy)
+    run([*GIT, "commit", "-q", "-m", "smoke run"], copy)
     cases = copy / "results/smoke/trajectories.json"
     before = cases.read_bytes()
     run([dvc, "exp", "run", "-n", "cases", "smoke-report", "-S", "config/presets/smoke.yaml:+evaluation.trajectory_cases=2"],
